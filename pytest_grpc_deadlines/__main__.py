@@ -1,0 +1,10 @@
+"""``python -m pytest_grpc_deadlines explain``."""
+
+from __future__ import annotations
+
+import sys
+
+from .explain import main
+
+if __name__ == "__main__":
+    sys.exit(main())

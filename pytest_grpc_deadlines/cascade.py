@@ -1,0 +1,499 @@
+"""The timeout cascade: settings read from environment variables, resolved by a pure function.
+
+A :class:`Cascade` is an ordered list of :class:`Setting` objects. Each setting names its
+environment variable, its default (a constant or a rule over earlier settings) and a
+:class:`ValueRule` saying when the variable counts as set, how its text parses and how a
+marker value is written back. ``Cascade.resolve(environ)`` returns a frozen :class:`Resolved`.
+
+Nothing here imports pytest or reads ``os.environ`` by itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+from .errors import CascadeError
+
+__all__ = [
+    "DAGSTER",
+    "Binding",
+    "Cascade",
+    "CascadeError",
+    "Max",
+    "Ref",
+    "Resolved",
+    "Setting",
+    "ValueRule",
+    "WholeNumber",
+]
+
+Kind = Literal["seconds", "bytes", "other"]
+
+
+class ValueRule:
+    """How one setting's variable is read and written. Subclass it for other rules."""
+
+    #: Words completing "the value must be ...", used in error messages.
+    accepts: str = "a value"
+
+    def is_set(self, raw: str | None) -> bool:
+        """Whether the variable's text counts as set (otherwise the default applies)."""
+        return raw is not None
+
+    def parse(self, raw: str) -> object:
+        """Turn the variable's text into a value; raise ``ValueError`` as the reader would."""
+        return raw
+
+    def write(self, value: object) -> str:
+        """Turn a marker value into the variable's text; raise ``TypeError``/``ValueError``."""
+        if isinstance(value, str):
+            return value
+        raise TypeError(f"{value!r} is a {type(value).__name__}; accepted: {self.accepts}")
+
+
+@dataclass(frozen=True)
+class WholeNumber(ValueRule):
+    """Python's ``int(text)``: " 7 ", "+5", "1_000" and non-ASCII digits are accepted.
+
+    ``empty_is_unset`` mirrors ``if os.getenv(X): return int(...)`` (Dagster's timeouts); when
+    false, an empty string is parsed and fails, as ``int(os.getenv(X, "5"))`` does.
+    """
+
+    empty_is_unset: bool = True
+    reader: str = "int()"
+
+    @property
+    def accepts(self) -> str:  # type: ignore[override]
+        return f"a whole number, as {self.reader} reads it"
+
+    def is_set(self, raw: str | None) -> bool:
+        if self.empty_is_unset:
+            return bool(raw)
+        return raw is not None
+
+    def parse(self, raw: str) -> object:
+        return int(raw)
+
+    def write(self, value: object) -> str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(
+                f"{value!r} is a {type(value).__name__}; accepted: an int, a float with a "
+                "whole value, a str written to the variable verbatim, or None to remove it"
+            )
+        if isinstance(value, float):
+            if not math.isfinite(value) or not value.is_integer():
+                raise ValueError(
+                    f"{value!r} is not {self.accepts}; pass it as a string ('{value!r}') "
+                    "to write it to the variable verbatim on purpose"
+                )
+            value = int(value)
+        return str(value)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A default that is another (earlier) setting's value."""
+
+    name: str
+
+    @property
+    def depends_on(self) -> tuple[str, ...]:
+        return (self.name,)
+
+    def evaluate(self, values: Mapping[str, object]) -> object:
+        return values[self.name]
+
+    def describe(self, values: Mapping[str, object]) -> str:
+        return f"{self.name}={values[self.name]!r}"
+
+
+@dataclass(frozen=True, init=False)
+class Max:
+    """A default that is the largest of constants and earlier settings: ``Max(180, "default")``."""
+
+    terms: tuple[int | str, ...]
+
+    def __init__(self, *terms: int | str) -> None:
+        if not terms:
+            raise ValueError("Max() needs at least one term")
+        object.__setattr__(self, "terms", terms)
+
+    @property
+    def depends_on(self) -> tuple[str, ...]:
+        return tuple(t for t in self.terms if isinstance(t, str))
+
+    def term_values(self, values: Mapping[str, object]) -> list[tuple[int | str, int]]:
+        out: list[tuple[int | str, int]] = []
+        for term in self.terms:
+            value = values[term] if isinstance(term, str) else term
+            assert isinstance(value, int)
+            out.append((term, value))
+        return out
+
+    def evaluate(self, values: Mapping[str, object]) -> object:
+        return max(v for _, v in self.term_values(values))
+
+    def describe(self, values: Mapping[str, object]) -> str:
+        parts = [f"{t}={v!r}" if isinstance(t, str) else repr(v) for t, v in self.term_values(values)]
+        return f"max({', '.join(parts)})"
+
+
+Rule = Ref | Max
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One variable of a cascade.
+
+    ``floor_consequence`` (for a :class:`Max` default) says what breaks when the variable is set
+    explicitly below a term of that rule; it may use ``{name}``, ``{value}``, ``{term}`` and
+    ``{term_value}``.
+    """
+
+    name: str
+    env_var: str
+    default: object
+    rule: ValueRule = field(default_factory=WholeNumber)
+    kind: Kind = "other"
+    doc: str = ""
+    floor_consequence: str = ""
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A module attribute that copies a setting when the module is imported.
+
+    While a test's settings are in force, the attribute of an already-imported module is set to
+    the resolved value and restored afterwards. ``captured_by`` names code that took the value as
+    a default argument at import, which that patch cannot reach.
+    """
+
+    module: str
+    attribute: str
+    setting: str
+    captured_by: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.module}:{self.attribute} -> {self.setting}"
+
+
+@dataclass(frozen=True)
+class Cascade:
+    """An ordered, declarative list of settings read from environment variables.
+
+    ``reader`` names the program whose behaviour the cascade models ("Dagster"), so errors can
+    say what that program itself would do.
+    """
+
+    name: str
+    settings: tuple[Setting, ...]
+    bindings: tuple[Binding, ...] = ()
+    reader: str = ""
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        env_vars: set[str] = set()
+        for setting in self.settings:
+            if not setting.name.isidentifier() or setting.name == "inherit":
+                raise ValueError(f"setting name {setting.name!r} must be an identifier other than 'inherit'")
+            if setting.name in seen or setting.env_var in env_vars:
+                raise ValueError(f"setting {setting.name!r} ({setting.env_var}) is defined twice")
+            if isinstance(setting.default, (Ref, Max)):
+                for dep in setting.default.depends_on:
+                    if dep not in seen:
+                        raise ValueError(
+                            f"setting {setting.name!r} derives from {dep!r}, which is not an earlier setting"
+                        )
+            seen.add(setting.name)
+            env_vars.add(setting.env_var)
+        for binding in self.bindings:
+            if binding.setting not in seen:
+                raise ValueError(f"binding {binding} names an unknown setting")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.settings)
+
+    @property
+    def env_vars(self) -> tuple[str, ...]:
+        return tuple(s.env_var for s in self.settings)
+
+    def __getitem__(self, name: str) -> Setting:
+        for setting in self.settings:
+            if setting.name == name:
+                return setting
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[Setting]:
+        return iter(self.settings)
+
+    def __len__(self) -> int:
+        return len(self.settings)
+
+    def resolve(self, environ: Mapping[str, str], origins: Mapping[str, str] | None = None) -> Resolved:
+        """Resolve every setting from ``environ``; pure, and never raises for bad values.
+
+        ``origins`` maps an env var to where its value came from ("marker on test_x");
+        anything not named there came from "environment".
+        """
+        origins = origins or {}
+        values: dict[str, object] = {}
+        errors: dict[str, CascadeError] = {}
+        raws: dict[str, str | None] = {}
+        explicit: dict[str, bool] = {}
+        sources: dict[str, str] = {}
+        reader = f"{self.reader} itself" if self.reader else "its reader"
+        for setting in self.settings:
+            raw = environ.get(setting.env_var)
+            origin = origins.get(setting.env_var, "environment")
+            raws[setting.name] = raw
+            is_set = setting.rule.is_set(raw)
+            explicit[setting.name] = is_set
+            if is_set:
+                assert raw is not None
+                where = f"{setting.env_var}={raw!r} ({origin})"
+                sources[setting.name] = where
+                try:
+                    values[setting.name] = setting.rule.parse(raw)
+                except ValueError as exc:
+                    errors[setting.name] = CascadeError(
+                        f"{where} is not {setting.rule.accepts}: {reader} raises ValueError there ({exc})",
+                        setting=setting.name,
+                        env_var=setting.env_var,
+                        value=raw,
+                        origin=origin,
+                    )
+                continue
+            unset = "" if raw is None else f" ({setting.env_var}={raw!r} counts as unset)"
+            default = setting.default
+            if not isinstance(default, (Ref, Max)):
+                values[setting.name] = default
+                sources[setting.name] = f"default: {default!r}{unset}"
+                continue
+            broken = [dep for dep in default.depends_on if dep in errors]
+            if broken:
+                cause = errors[broken[0]]
+                sources[setting.name] = f"derived from {broken[0]}, which is invalid"
+                errors[setting.name] = CascadeError(
+                    f"{setting.name} derives from {broken[0]}, which is invalid: {cause}",
+                    setting=setting.name,
+                    env_var=cause.env_var,
+                    value=cause.value,
+                    origin=cause.origin,
+                )
+                continue
+            values[setting.name] = default.evaluate(values)
+            sources[setting.name] = f"derived: {default.describe(values)}{unset}"
+        return Resolved(self, values, errors, raws, explicit, sources)
+
+
+class Resolved(Mapping[str, object]):
+    """A cascade's values for one environment: ``r.sensor``, ``r["sensor"]``, ``r.source("sensor")``.
+
+    Reading a setting whose variable does not parse (or that derives from one that does not)
+    raises :class:`CascadeError`; ``errors`` lists those settings.
+    """
+
+    __slots__ = ("_cascade", "_errors", "_explicit", "_raws", "_sources", "_values")
+
+    _cascade: Cascade
+    _values: Mapping[str, object]
+    _errors: Mapping[str, CascadeError]
+    _raws: Mapping[str, str | None]
+    _explicit: Mapping[str, bool]
+    _sources: Mapping[str, str]
+
+    def __init__(
+        self,
+        cascade: Cascade,
+        values: Mapping[str, object],
+        errors: Mapping[str, CascadeError],
+        raws: Mapping[str, str | None],
+        explicit: Mapping[str, bool],
+        sources: Mapping[str, str],
+    ) -> None:
+        fields: dict[str, object] = {
+            "_cascade": cascade,
+            "_values": MappingProxyType(dict(values)),
+            "_errors": MappingProxyType(dict(errors)),
+            "_raws": MappingProxyType(dict(raws)),
+            "_explicit": MappingProxyType(dict(explicit)),
+            "_sources": MappingProxyType(dict(sources)),
+        }
+        for key, value in fields.items():
+            object.__setattr__(self, key, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Resolved is frozen")
+
+    @property
+    def cascade(self) -> Cascade:
+        return self._cascade
+
+    @property
+    def errors(self) -> Mapping[str, CascadeError]:
+        """The settings that cannot be read, each with its error."""
+        return self._errors
+
+    def __getitem__(self, name: str) -> object:
+        if name in self._errors:
+            raise self._errors[name]
+        return self._values[name]
+
+    def __getattr__(self, name: str) -> object:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(
+                f"{self._cascade.name} cascade has no setting {name!r}; "
+                f"settings: {', '.join(self._cascade.names)}"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._cascade.names)
+
+    def __len__(self) -> int:
+        return len(self._cascade.names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._cascade.names
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Resolved):
+            return NotImplemented
+        return (
+            self._cascade == other._cascade
+            and dict(self._values) == dict(other._values)
+            and set(self._errors) == set(other._errors)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def source(self, name: str) -> str:
+        """Where the setting's value came from, in words."""
+        self._cascade[name]
+        return self._sources[name]
+
+    def raw(self, name: str) -> str | None:
+        """The variable's text as found (None when absent)."""
+        self._cascade[name]
+        return self._raws[name]
+
+    def is_explicit(self, name: str) -> bool:
+        """Whether the variable counted as set (so the default did not apply)."""
+        self._cascade[name]
+        return self._explicit[name]
+
+    def environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The env-var strings that reproduce this resolution, e.g. for a subprocess.
+
+        Without ``base``: the cascade's variables that are present. With ``base`` (such as
+        ``os.environ``): a copy of it whose cascade variables are replaced by these.
+        """
+        env = {k: v for k, v in (base or {}).items() if k not in self._cascade.env_vars}
+        for setting in self._cascade.settings:
+            raw = self._raws[setting.name]
+            if raw is not None:
+                env[setting.env_var] = raw
+        return env
+
+    def __repr__(self) -> str:
+        parts = []
+        for name in self._cascade.names:
+            shown = "<invalid>" if name in self._errors else repr(self._values[name])
+            parts.append(f"{name}={shown}")
+        return f"Resolved({self._cascade.name}: {', '.join(parts)})"
+
+
+_GRACE_CUT = (
+    "in-flight {term} calls (up to {term_value} s) are cut at shutdown after {value} s: the "
+    "client sees UNAVAILABLE 'Cancelling all calls' while the server may still finish the work"
+)
+_REPOSITORY_FLOOR = (
+    "repository loads slower than {value} s fail with DEADLINE_EXCEEDED, below the "
+    "{term_value} s Dagster uses when the variable is unset"
+)
+
+#: Dagster 1.13's gRPC timeout cascade (``dagster/_grpc/utils.py``).
+DAGSTER = Cascade(
+    name="dagster",
+    reader="Dagster",
+    settings=(
+        Setting(
+            "default",
+            "DAGSTER_GRPC_TIMEOUT_SECONDS",
+            60,
+            kind="seconds",
+            doc="timeout of most calls to a code server, in whole seconds",
+        ),
+        Setting(
+            "repository",
+            "DAGSTER_REPOSITORY_GRPC_TIMEOUT_SECONDS",
+            Max(180, "default"),
+            kind="seconds",
+            floor_consequence=_REPOSITORY_FLOOR,
+            doc="timeout of the calls that load repository definitions",
+        ),
+        Setting(
+            "schedule",
+            "DAGSTER_SCHEDULE_GRPC_TIMEOUT_SECONDS",
+            Ref("default"),
+            kind="seconds",
+            doc="timeout of schedule evaluation calls",
+        ),
+        Setting(
+            "sensor",
+            "DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS",
+            Ref("default"),
+            kind="seconds",
+            doc="timeout of sensor evaluation calls",
+        ),
+        Setting(
+            "grace",
+            "DAGSTER_GRPC_SHUTDOWN_GRACE_PERIOD",
+            Max("default", "schedule", "sensor"),
+            kind="seconds",
+            floor_consequence=_GRACE_CUT,
+            doc="seconds a stopping code server lets in-flight calls finish "
+            "(repository is not part of the default: Dagster leaves it out)",
+        ),
+        Setting(
+            "max_rx_bytes",
+            "DAGSTER_GRPC_MAX_RX_BYTES",
+            100_000_000,
+            kind="bytes",
+            doc="largest message a server or client accepts",
+        ),
+        Setting(
+            "max_send_bytes",
+            "DAGSTER_GRPC_MAX_SEND_BYTES",
+            100_000_000,
+            kind="bytes",
+            doc="largest message a server or client sends",
+        ),
+    ),
+    bindings=(
+        Binding(
+            "dagster._grpc.client",
+            "DEFAULT_GRPC_TIMEOUT",
+            "default",
+            captured_by="DagsterGrpcClient's methods (as a default argument)",
+        ),
+        Binding(
+            "dagster._grpc.client",
+            "DEFAULT_REPOSITORY_GRPC_TIMEOUT",
+            "repository",
+            captured_by="DagsterGrpcClient's methods (as a default argument)",
+        ),
+        Binding("dagster._grpc.client", "DEFAULT_SCHEDULE_GRPC_TIMEOUT", "schedule"),
+        Binding("dagster._grpc.client", "DEFAULT_SENSOR_GRPC_TIMEOUT", "sensor"),
+    ),
+)

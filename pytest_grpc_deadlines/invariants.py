@@ -1,0 +1,112 @@
+"""What breaks in production for a resolved cascade: errors and warnings, each in words."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .cascade import Max, Resolved, Setting
+
+__all__ = ["INT32_MAX", "Violation", "check"]
+
+#: grpc keeps message limits in a C int: larger values raise OverflowError at creation.
+INT32_MAX = 2_147_483_647
+#: grpc fails a call at once when its timeout is this large (grpc#26236).
+UNREPRESENTABLE_TIMEOUT = 1e10
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken invariant: ``error`` (a value the reader would refuse) or ``warning``."""
+
+    severity: Severity
+    settings: tuple[str, ...]
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.message}"
+
+
+def check(resolved: Resolved) -> list[Violation]:
+    """Every error and warning for ``resolved``, in cascade order."""
+    out: list[Violation] = []
+    for setting in resolved.cascade.settings:
+        if setting.name in resolved.errors:
+            out.append(Violation("error", (setting.name,), str(resolved.errors[setting.name])))
+            continue
+        value = resolved[setting.name]
+        if not isinstance(value, int) or isinstance(value, bool):
+            continue
+        if setting.kind == "seconds":
+            out.extend(_timeout(setting, value))
+        elif setting.kind == "bytes":
+            out.extend(_byte_limit(setting, value))
+        if isinstance(setting.default, Max) and resolved.is_explicit(setting.name):
+            out.extend(_floor(resolved, setting, setting.default, value))
+    return out
+
+
+def _timeout(setting: Setting, value: int) -> list[Violation]:
+    name = setting.name
+    if value < 0:
+        text = f"{name} {value} < 0: every call with this timeout fails at once with DEADLINE_EXCEEDED"
+    elif value == 0:
+        text = (
+            f"{name} 0: every call with this timeout fails with DEADLINE_EXCEEDED unless it "
+            "returns instantly (grpcio lets those through)"
+        )
+    elif value >= UNREPRESENTABLE_TIMEOUT:
+        text = (
+            f"{name} {value} >= 1e10 s: grpc cannot represent the deadline and fails every "
+            "call with this timeout at once with DEADLINE_EXCEEDED"
+        )
+    else:
+        return []
+    return [Violation("warning", (name,), text)]
+
+
+def _byte_limit(setting: Setting, value: int) -> list[Violation]:
+    name = setting.name
+    if value > INT32_MAX or value < -INT32_MAX - 1:
+        return [
+            Violation(
+                "error",
+                (name,),
+                f"{name} {value} is outside grpc's 32-bit range (-2147483648 to {INT32_MAX}): "
+                "grpc raises OverflowError when the server or channel is created",
+            )
+        ]
+    if value == 0:
+        text = f"{name} 0: every message is rejected with RESOURCE_EXHAUSTED ('(4 vs. 0)')"
+    elif value < -1:
+        text = (
+            f"{name} {value} < -1: version-dependent (grpcio 1.44 ignores it and keeps the "
+            "4 MiB default; 1.85 treats it as unlimited); use -1 for unlimited"
+        )
+    else:
+        return []
+    return [Violation("warning", (name,), text)]
+
+
+def _floor(resolved: Resolved, setting: Setting, rule: Max, value: int) -> list[Violation]:
+    """One warning when an explicit value is below a term of its own default rule."""
+    above = [(t, v) for t, v in rule.term_values(resolved) if v > value]
+    if not above:
+        return []
+    term, term_value = max(above, key=lambda tv: tv[1])
+
+    def label(t: int | str, v: int) -> str:
+        return f"{t} {v}" if isinstance(t, str) else str(v)
+
+    text = f"{setting.name} {value} < {label(term, term_value)}"
+    if setting.floor_consequence:
+        text += ": " + setting.floor_consequence.format(
+            name=setting.name, value=value, term=term, term_value=term_value
+        )
+    others = [label(t, v) for t, v in above if t != term]
+    if others:
+        text += f" (also below {', '.join(others)})"
+    names = (setting.name, *tuple(t for t, _ in above if isinstance(t, str)))
+    return [Violation("warning", names, text)]

@@ -1,0 +1,136 @@
+"""Parsing of the places a test's settings come from: markers, ``--grpc-timeout``, ini lines.
+
+Pure functions with no pytest import: each raises :class:`OverrideError` with a message that
+says what was wrong, where it came from and what is accepted.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .cascade import Cascade
+
+__all__ = [
+    "Layer",
+    "OverrideError",
+    "load_cascade",
+    "parse_assignments",
+    "parse_marker",
+]
+
+
+class OverrideError(ValueError):
+    """A marker argument, ``--grpc-timeout`` value, or ini line that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    """Settings from one source, with that source's name ("marker on test_x")."""
+
+    origin: str
+    values: Mapping[str, str | None] = field(default_factory=dict)
+    inherit: bool | None = None
+
+
+def _accepted(cascade: Cascade, *, with_inherit: bool) -> str:
+    names = list(cascade.names) + (["inherit"] if with_inherit else [])
+    return ", ".join(names)
+
+
+def parse_marker(
+    cascade: Cascade, args: tuple[object, ...], kwargs: Mapping[str, object], origin: str
+) -> Layer:
+    """Read ``@pytest.mark.grpc_timeouts(**kwargs)``; ``origin`` is e.g. "marker on test_x"."""
+    where = f"@pytest.mark.grpc_timeouts {origin.removeprefix('marker ')}"
+    if args:
+        raise OverrideError(
+            f"{where}: positional arguments {args!r} are not accepted; name each setting, "
+            f"e.g. grpc_timeouts(sensor=30). Accepted keywords: "
+            f"{_accepted(cascade, with_inherit=True)}"
+        )
+    values: dict[str, str | None] = {}
+    inherit: bool | None = None
+    for key, value in kwargs.items():
+        if key == "inherit":
+            if not isinstance(value, bool):
+                raise OverrideError(
+                    f"{where}: inherit={value!r} is not accepted; inherit takes True or False"
+                )
+            inherit = value
+            continue
+        if key not in cascade.names:
+            raise OverrideError(
+                f"{where}: unknown setting {key!r} for the {cascade.name} cascade; accepted "
+                f"keywords: {_accepted(cascade, with_inherit=True)}"
+            )
+        setting = cascade[key]
+        if value is None:
+            values[key] = None
+            continue
+        try:
+            text = setting.rule.write(value)
+        except (TypeError, ValueError) as exc:
+            raise OverrideError(f"{where}: {key}={value!r} ({setting.env_var}): {exc}") from None
+        values[key] = text
+    return Layer(origin, values, inherit)
+
+
+def parse_assignments(cascade: Cascade, entries: Iterable[str], origin: str) -> Layer:
+    """Read ``NAME=VALUE`` entries from ``--grpc-timeout`` or the ``grpc_timeouts`` ini key.
+
+    VALUE must be accepted by the setting's own parser; an empty VALUE removes the variable
+    (for settings where an empty string counts as unset) so the default applies.
+    """
+    values: dict[str, str | None] = {}
+    example = f"{cascade.names[-1] if cascade.names else 'NAME'}=30"
+    for entry in entries:
+        name, sep, text = entry.partition("=")
+        name, text = name.strip(), text.strip()
+        if not sep or not name:
+            raise OverrideError(
+                f"{origin}: {entry!r} is not NAME=VALUE (e.g. {example}); accepted names: "
+                f"{_accepted(cascade, with_inherit=False)}"
+            )
+        if name not in cascade.names:
+            raise OverrideError(
+                f"{origin}: unknown setting {name!r} in {entry!r}; accepted names: "
+                f"{_accepted(cascade, with_inherit=False)}"
+            )
+        setting = cascade[name]
+        if not setting.rule.is_set(text):
+            values[name] = None
+            continue
+        try:
+            setting.rule.parse(text)
+        except ValueError:
+            raise OverrideError(
+                f"{origin}: {name}={text!r} ({setting.env_var}) is not {setting.rule.accepts}"
+            ) from None
+        values[name] = text
+    return Layer(origin, values)
+
+
+def load_cascade(path: str, origin: str) -> Cascade:
+    """Import ``module:attribute`` and check that it is a :class:`Cascade`."""
+    module_name, sep, attribute = path.strip().partition(":")
+    if not sep or not module_name or not attribute:
+        raise OverrideError(f"{origin}: {path!r} is not module:attribute (e.g. myproject.timeouts:CASCADE)")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # any import failure is the user's to see, with its cause
+        raise OverrideError(
+            f"{origin}: cannot import module {module_name!r} named in {path!r}: {type(exc).__name__}: {exc}"
+        ) from None
+    try:
+        obj = getattr(module, attribute)
+    except AttributeError:
+        raise OverrideError(
+            f"{origin}: module {module_name!r} has no attribute {attribute!r} (from {path!r})"
+        ) from None
+    if not isinstance(obj, Cascade):
+        raise OverrideError(
+            f"{origin}: {path!r} is a {type(obj).__name__}, not a pytest_grpc_deadlines.Cascade"
+        )
+    return obj

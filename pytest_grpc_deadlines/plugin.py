@@ -1,0 +1,131 @@
+"""pytest hooks and fixtures; the logic lives in the modules beside this one."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator
+from dataclasses import dataclass
+
+import pytest
+from _pytest.nodes import Node
+
+from .cascade import DAGSTER, Cascade, Resolved
+from .environment import AppliedSettings, plan
+from .overrides import Layer, OverrideError, load_cascade, parse_assignments, parse_marker
+
+HELP_TIMEOUT = (
+    "set a timeout cascade setting for every test, NAME=VALUE (e.g. sensor=30); repeatable. "
+    "Overrides ini grpc_timeouts; markers override it. Tests it touches run with a clean cascade."
+)
+HELP_TIMEOUTS_INI = (
+    "timeout cascade settings for every test, one NAME=VALUE a line (e.g. sensor=30); "
+    "--grpc-timeout and markers override them. Tests they touch run with a clean cascade."
+)
+HELP_CASCADE = (
+    "the timeout cascade to use, as module:attribute naming a pytest_grpc_deadlines.Cascade "
+    "(default: the built-in Dagster cascade)"
+)
+
+
+@dataclass(frozen=True)
+class _State:
+    cascade: Cascade
+    base_layers: tuple[Layer, ...]
+
+
+_STATE = pytest.StashKey[_State]()
+_APPLIED = pytest.StashKey[AppliedSettings]()
+_RESOLVED = pytest.StashKey[Resolved]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("grpc-deadlines", "gRPC deadlines")
+    group.addoption(
+        "--grpc-timeout",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        dest="grpc_timeout",
+        help=HELP_TIMEOUT,
+    )
+    parser.addini("grpc_timeouts", HELP_TIMEOUTS_INI, type="linelist", default=[])
+    parser.addini("grpc_deadlines_cascade", HELP_CASCADE, default="")
+
+
+def _marker_signature(cascade: Cascade) -> str:
+    keywords = ", ".join(f"{name}=..." for name in cascade.names)
+    return (
+        f"grpc_timeouts(*, {keywords}, inherit=False): set the {cascade.name} cascade's "
+        "environment variables for this test only (int/float values, str written verbatim, "
+        "None removes the variable); every other cascade variable is removed unless "
+        "inherit=True. The grpc_timeouts fixture gives the resolved values and their sources."
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    path = str(config.getini("grpc_deadlines_cascade") or "")
+    try:
+        cascade = load_cascade(path, "ini grpc_deadlines_cascade") if path else DAGSTER
+        ini = parse_assignments(cascade, config.getini("grpc_timeouts"), "ini grpc_timeouts")
+        cli = parse_assignments(cascade, config.getoption("grpc_timeout"), "--grpc-timeout")
+    except OverrideError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.addinivalue_line("markers", _marker_signature(cascade))
+    layers = tuple(layer for layer in (ini, cli) if layer.values)
+    config.stash[_STATE] = _State(cascade, layers)
+
+
+def _marker_origin(node: Node, item: pytest.Item) -> str:
+    if node is item:
+        return f"marker on {item.name}"
+    if isinstance(node, pytest.Class):
+        return f"marker on class {node.name}"
+    if isinstance(node, pytest.Module):
+        return f"marker on module {node.name}"
+    return f"marker on {node.nodeid}"
+
+
+def _layers(item: pytest.Item, state: _State) -> list[Layer]:
+    layers = list(state.base_layers)
+    marks = list(item.iter_markers_with_node("grpc_timeouts"))
+    for node, mark in reversed(marks):
+        try:
+            layers.append(parse_marker(state.cascade, mark.args, mark.kwargs, _marker_origin(node, item)))
+        except OverrideError as exc:
+            pytest.fail(str(exc), pytrace=False)
+    return layers
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    state = item.config.stash[_STATE]
+    layers = _layers(item, state)
+    if not layers:
+        return
+    applied = AppliedSettings(plan(state.cascade, layers, os.environ))
+    item.stash[_APPLIED] = applied
+    item.stash[_RESOLVED] = applied.apply()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    try:
+        return (yield)
+    finally:
+        applied = item.stash.get(_APPLIED, None)
+        if applied is not None:
+            applied.restore()
+            del item.stash[_APPLIED]
+
+
+@pytest.fixture
+def grpc_timeouts(request: pytest.FixtureRequest) -> Resolved:
+    """The test's timeout cascade, resolved: values by attribute or key, ``.source(name)``.
+
+    For a test that a marker, ``--grpc-timeout`` or ini ``grpc_timeouts`` touches, these are the
+    values it runs with (sources name the marker or option); otherwise the current environment.
+    """
+    resolved: Resolved | None = request.node.stash.get(_RESOLVED, None)
+    if resolved is not None:
+        return resolved
+    return request.config.stash[_STATE].cascade.resolve(os.environ)
