@@ -91,8 +91,18 @@ def _byte_limit(setting: Setting, value: int) -> list[Violation]:
 
 
 def _floor(resolved: Resolved, setting: Setting, rule: Max, value: int) -> list[Violation]:
-    """One warning when an explicit value is below a term of its own default rule."""
-    above = [(t, v) for t, v in rule.term_values(resolved) if v > value]
+    """One warning when an explicit value is below a term of its own default rule.
+
+    Terms that cannot be read (an invalid setting, already reported as an error) are left out.
+    """
+    terms: list[tuple[int | str, int]] = []
+    for rule_term in rule.terms:
+        if isinstance(rule_term, str) and rule_term in resolved.errors:
+            continue
+        read = resolved[rule_term] if isinstance(rule_term, str) else rule_term
+        if isinstance(read, int) and not isinstance(read, bool):
+            terms.append((rule_term, read))
+    above = [(t, v) for t, v in terms if v > value]
     if not above:
         return []
     term, term_value = max(above, key=lambda tv: tv[1])
