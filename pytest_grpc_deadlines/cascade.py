@@ -202,6 +202,13 @@ class Cascade:
         for setting in self.settings:
             if not setting.name.isidentifier() or setting.name == "inherit":
                 raise ValueError(f"setting name {setting.name!r} must be an identifier other than 'inherit'")
+            if setting.name.startswith("_") or _is_resolved_attribute(setting.name):
+                raise ValueError(
+                    f"setting name {setting.name!r} is taken: resolved.{setting.name} would not "
+                    "read the setting; choose a name that does not start with '_' and is not an "
+                    "attribute of Resolved (cascade, errors, source, raw, is_explicit, environ, "
+                    "get, keys, items, values)"
+                )
             if setting.name in seen or setting.env_var in env_vars:
                 raise ValueError(f"setting {setting.name!r} ({setting.env_var}) is defined twice")
             if isinstance(setting.default, (Ref, Max)):
@@ -332,6 +339,9 @@ class Resolved(Mapping[str, object]):
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Resolved is frozen")
 
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("Resolved is frozen")
+
     @property
     def cascade(self) -> Cascade:
         return self._cascade
@@ -411,6 +421,11 @@ class Resolved(Mapping[str, object]):
             shown = "<invalid>" if name in self._errors else repr(self._values[name])
             parts.append(f"{name}={shown}")
         return f"Resolved({self._cascade.name}: {', '.join(parts)})"
+
+
+def _is_resolved_attribute(name: str) -> bool:
+    """Whether ``resolved.<name>`` finds a class attribute (a method) instead of the setting."""
+    return any(name in vars(klass) for klass in Resolved.__mro__)
 
 
 _GRACE_CUT = (

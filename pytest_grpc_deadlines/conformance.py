@@ -78,6 +78,10 @@ def assert_cascade_conforms(
 
     if not isinstance(cascade, Cascade):
         raise InvalidArgument(f"cascade={cascade!r} must be a pytest_grpc_deadlines.Cascade")
+    if not isinstance(resolvers, Mapping) or not resolvers:
+        raise InvalidArgument(
+            f"resolvers={resolvers!r} must be a non-empty mapping of setting name to a zero-argument function"
+        )
     unknown = [name for name in resolvers if name not in cascade.names]
     if unknown:
         raise InvalidArgument(

@@ -109,7 +109,8 @@ def render_json(resolved: Resolved, violations: Sequence[Violation]) -> str:
         ],
         "exit_code": exit_code(violations),
     }
-    return json.dumps(doc, indent=2, ensure_ascii=False)
+    # default=repr: a user's ValueRule may parse to a value JSON cannot hold.
+    return json.dumps(doc, indent=2, ensure_ascii=False, default=repr)
 
 
 def main(

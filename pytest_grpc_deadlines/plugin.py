@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -73,6 +74,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", _marker_signature(cascade))
     layers = tuple(layer for layer in (ini, cli) if layer.values)
     config.stash[_STATE] = _State(cascade, layers)
+    from . import fixtures
+
+    config.pluginmanager.register(fixtures, "grpc_deadlines.fixtures")
+    if importlib.util.find_spec("pytest_asyncio") is not None:  # asyncio fixtures need it
+        from . import aio_fixtures
+
+        config.pluginmanager.register(aio_fixtures, "grpc_deadlines.aio_fixtures")
+
+
+def configured_cascade(config: pytest.Config) -> Cascade:
+    """The cascade this run uses (ini ``grpc_deadlines_cascade``, else Dagster's)."""
+    return config.stash[_STATE].cascade
 
 
 def _marker_origin(node: Node, item: pytest.Item) -> str:
@@ -92,7 +105,8 @@ def _layers(item: pytest.Item, state: _State) -> list[Layer]:
         try:
             layers.append(parse_marker(state.cascade, mark.args, mark.kwargs, _marker_origin(node, item)))
         except OverrideError as exc:
-            pytest.fail(str(exc), pytrace=False)
+            # ``from None``: shown once, without "During handling of the above exception".
+            raise pytest.fail.Exception(str(exc), pytrace=False) from None
     return layers
 
 

@@ -41,17 +41,32 @@ def _whole_number_texts(number: int) -> st.SearchStrategy[str]:
 
 
 def setting_texts(setting: Setting, *, include_invalid: bool = False) -> st.SearchStrategy[str]:
-    """Texts for one setting's variable (the empty string included)."""
-    if not isinstance(setting, Setting):
-        raise InvalidArgument(f"setting={setting!r} must be a pytest_grpc_deadlines.Setting")
-    if not isinstance(include_invalid, bool):
-        raise InvalidArgument(f"include_invalid={include_invalid!r} must be a bool")
+    """Texts for one setting's variable (the empty string included where it counts as unset).
+
+    Bad arguments raise ``InvalidArgument`` when the strategy is drawn from, not when called.
+    """
+
+    def build() -> st.SearchStrategy[str]:
+        if not isinstance(setting, Setting):
+            raise InvalidArgument(f"setting={setting!r} must be a pytest_grpc_deadlines.Setting")
+        if not isinstance(include_invalid, bool):
+            raise InvalidArgument(f"include_invalid={include_invalid!r} must be a bool")
+        return _setting_texts(setting, include_invalid)
+
+    return st.deferred(build)
+
+
+def _setting_texts(setting: Setting, include_invalid: bool) -> st.SearchStrategy[str]:
     if isinstance(setting.rule, WholeNumber):
         edges: tuple[int, ...] = _BYTE_EDGES if setting.kind == "bytes" else _TIMEOUT_EDGES
         numbers = st.one_of(st.sampled_from(edges), st.integers(min_value=-10, max_value=10**6))
         if include_invalid and setting.kind == "bytes":
             numbers = numbers | st.sampled_from(_BYTE_INVALID)
-        texts = st.just("") | numbers.flatmap(_whole_number_texts)
+        texts = numbers.flatmap(_whole_number_texts)
+        # "" is a valid text only where it counts as unset (``if os.getenv(X):``); where the
+        # reader parses it (``int(os.getenv(X, "5"))``) it is one of the invalid values.
+        if include_invalid or not setting.rule.is_set(""):
+            texts = st.just("") | texts
         if include_invalid:
             texts = texts | st.sampled_from(_INVALID_WHOLE) | _any_text()
         return texts
@@ -73,7 +88,7 @@ def environs(
             raise InvalidArgument(f"include_invalid={include_invalid!r} must be a bool")
         return st.fixed_dictionaries(
             {},
-            optional={s.env_var: setting_texts(s, include_invalid=include_invalid) for s in cascade},
+            optional={s.env_var: _setting_texts(s, include_invalid) for s in cascade},
         )
 
     return st.deferred(build)

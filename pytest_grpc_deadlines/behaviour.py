@@ -1,0 +1,134 @@
+"""What a test server does per method: delays, stream intervals, holds and faults.
+
+Pure bookkeeping shared by the sync and asyncio servers; the waiting itself lives with each
+server.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import grpc
+
+__all__ = ["Fault", "Jitter", "MethodError", "jitter", "method_name"]
+
+When = Literal["before", "after"]
+
+
+class MethodError(ValueError):
+    """A method name that is malformed or not hosted by the server."""
+
+
+def method_name(method: str, hosted: Iterable[str]) -> str:
+    """Normalise ``"pkg.Service/Method"`` or ``"/pkg.Service/Method"`` to the wire form
+    ``"/pkg.Service/Method"``, checking that the server hosts it."""
+    if not isinstance(method, str):
+        raise MethodError(f"method must be a str like 'pkg.Service/Method', not {method!r}")
+    full = method if method.startswith("/") else f"/{method}"
+    hosted = sorted(hosted)
+    if full not in hosted:
+        listing = ", ".join(h.lstrip("/") for h in hosted) or "(none)"
+        raise MethodError(f"unknown method {method!r}; this server hosts: {listing}")
+    return full
+
+
+@dataclass(frozen=True)
+class Jitter:
+    """Delays drawn uniformly from ``[mean - spread, mean + spread]`` (floored at 0), seeded."""
+
+    mean: float
+    spread: float
+    seed: int | None = None
+
+
+def jitter(mean: float, spread: float, *, seed: int | None = None) -> Jitter:
+    """A seeded jittered delay for ``server.delay(method, jitter(0.1, 0.05, seed=1))``."""
+    for name, value in (("mean", mean), ("spread", spread)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"jitter {name}={value!r} must be a finite number of seconds")
+        if value < 0:
+            raise ValueError(f"jitter {name}={value!r} must not be negative")
+    return Jitter(float(mean), float(spread), seed)
+
+
+def _seconds(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{what}={value!r} must be a finite number of seconds")
+    if value < 0:
+        raise ValueError(f"{what}={value!r} must not be negative")
+    return float(value)
+
+
+class Delay:
+    """One method's delay: a number, a sequence (one per call, last repeats) or a Jitter."""
+
+    def __init__(self, seconds: float | Sequence[float] | Jitter, when: When, honor_cancellation: bool):
+        if when not in ("before", "after"):
+            raise ValueError(f"when={when!r} is not accepted; use 'before' or 'after'")
+        if not isinstance(honor_cancellation, bool):
+            raise ValueError(f"honor_cancellation={honor_cancellation!r} must be True or False")
+        self.when = when
+        self.honor_cancellation = honor_cancellation
+        self._lock = threading.Lock()
+        self._jitter: random.Random | None = None
+        self._values: list[float] = []
+        if isinstance(seconds, Jitter):
+            self._spec: Jitter | None = seconds
+            self._jitter = random.Random(seconds.seed)
+        elif isinstance(seconds, (list, tuple)):
+            if not seconds:
+                raise ValueError("a delay sequence needs at least one value")
+            self._spec = None
+            self._values = [_seconds(v, "delay") for v in seconds]
+        else:
+            self._spec = None
+            self._values = [_seconds(seconds, "delay")]
+
+    def next(self) -> float:
+        with self._lock:
+            if self._jitter is not None and self._spec is not None:
+                low = self._spec.mean - self._spec.spread
+                return max(0.0, self._jitter.uniform(low, self._spec.mean + self._spec.spread))
+            value = self._values[0]
+            if len(self._values) > 1:
+                self._values.pop(0)
+            return value
+
+
+@dataclass
+class Fault:
+    """Fail a method with ``code``: every call, or the next ``times`` calls."""
+
+    code: grpc.StatusCode
+    details: str = ""
+    times: int | None = None
+    after_messages: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def take(self) -> bool:
+        """Whether this call fails (and count it)."""
+        with self._lock:
+            if self.times is None:
+                return True
+            if self.times <= 0:
+                return False
+            self.times -= 1
+            return True
+
+
+def make_fault(code: object, details: str, times: int | None, after_messages: int) -> Fault:
+    if not isinstance(code, grpc.StatusCode) or code is grpc.StatusCode.OK:
+        accepted = ", ".join(c.name for c in grpc.StatusCode if c is not grpc.StatusCode.OK)
+        raise ValueError(f"code={code!r} is not accepted; use a grpc.StatusCode other than OK: {accepted}")
+    if not isinstance(details, str):
+        raise ValueError(f"details={details!r} must be a str")
+    if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
+        raise ValueError(f"times={times!r} must be None (every call) or a positive int")
+    if isinstance(after_messages, bool) or not isinstance(after_messages, int) or after_messages < 0:
+        raise ValueError(f"after_messages={after_messages!r} must be an int >= 0")
+    return Fault(code, details, times, after_messages)

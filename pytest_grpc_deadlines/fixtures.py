@@ -1,0 +1,64 @@
+"""The server fixtures; registered by the plugin at configure time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from .pool import ServerFactory, ServerPool
+from .probe import ProbeServicer, add_ProbeServicer_to_server
+from .server import GrpcTestServer
+from .server_base import ServicerPair
+
+__all__ = ["grpc_server", "grpc_server_factory", "grpc_servicers"]
+
+
+@pytest.fixture(scope="module")
+def grpc_servicers() -> Sequence[ServicerPair]:
+    """The ``(add_FooServicer_to_server, FooServicer())`` pairs the server fixtures host.
+    Override it (module scope) to host your own; the default is the built-in probe service."""
+    return [(add_ProbeServicer_to_server, ProbeServicer())]
+
+
+@pytest.fixture(scope="module")
+def _grpc_server_pool(
+    grpc_servicers: Sequence[ServicerPair], pytestconfig: pytest.Config
+) -> Iterator[ServerPool]:
+    from .plugin import configured_cascade
+
+    pool = ServerPool(grpc_servicers, configured_cascade(pytestconfig))
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.fixture
+def grpc_server(_grpc_server_pool: ServerPool) -> Iterator[GrpcTestServer]:
+    """A sync grpc server hosting ``grpc_servicers``, reused across a module and reset for each
+    test: delays, gates, faults and records start empty, and nothing a previous test left
+    running can reach this one. Channels from ``grpc_server.channel()`` close after the test."""
+    server = _grpc_server_pool.get()
+    server.reset()
+    try:
+        yield server
+    finally:
+        server.reset()
+        server.close_channels()
+
+
+@pytest.fixture
+def grpc_server_factory(
+    grpc_servicers: Sequence[ServicerPair], pytestconfig: pytest.Config
+) -> Iterator[ServerFactory]:
+    """``grpc_server_factory(*servicer_pairs, transport="tcp" | "unix", host=..., options=...,
+    max_workers=...)`` starts fresh sync servers (hosting ``grpc_servicers`` when no pairs are
+    given); each is stopped at once after the test."""
+    from .plugin import configured_cascade
+
+    factory = ServerFactory(grpc_servicers, configured_cascade(pytestconfig))
+    try:
+        yield factory
+    finally:
+        factory.close()

@@ -1,0 +1,79 @@
+"""Reused servers for the ``grpc_server`` fixture, and the per-test ``grpc_server_factory``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .cascade import Cascade
+from .server import GrpcTestServer
+from .server_base import OptionsArg, ServicerPair, Transport
+
+__all__ = ["ServerFactory", "ServerPool"]
+
+
+class ServerPool:
+    """Sync servers hosting one set of servicers, one per set of creation-time options.
+
+    grpc fixes a server's options (the byte limits) when it is created, so a test whose cascade
+    limits differ from those of the running server gets a server started with its own.
+    """
+
+    def __init__(self, servicers: Sequence[ServicerPair], cascade: Cascade) -> None:
+        self._servicers = tuple(servicers)
+        self._cascade = cascade
+        self._servers: dict[tuple[tuple[str, Any], ...], GrpcTestServer] = {}
+
+    def get(self) -> GrpcTestServer:
+        candidate = GrpcTestServer(*self._servicers, cascade=self._cascade)
+        key = candidate.limits_key()
+        server = self._servers.get(key)
+        if server is None:
+            server = self._servers[key] = candidate.start()
+        return server
+
+    def close(self) -> None:
+        servers, self._servers = list(self._servers.values()), {}
+        for server in servers:
+            server.close()
+
+
+class ServerFactory:
+    """``grpc_server_factory(*servicer_pairs, transport=..., ...)``: fresh sync servers, each
+    stopped at once at the end of the test."""
+
+    def __init__(self, default_servicers: Sequence[ServicerPair], cascade: Cascade) -> None:
+        self._default = tuple(default_servicers)
+        self._cascade = cascade
+        self._servers: list[GrpcTestServer] = []
+
+    def __call__(
+        self,
+        *servicers: ServicerPair,
+        aio: bool = False,
+        transport: Transport = "tcp",
+        host: str = "127.0.0.1",
+        options: OptionsArg = None,
+        max_workers: int | None = None,
+    ) -> GrpcTestServer:
+        if aio:
+            raise ValueError(
+                "grpc_server_factory(aio=True): an asyncio server must run on the test's own "
+                "event loop; in an async test use the grpc_aio_server_factory fixture "
+                "(server = await grpc_aio_server_factory(...)) or grpc_aio_server"
+            )
+        server = GrpcTestServer(
+            *(servicers or self._default),
+            transport=transport,
+            host=host,
+            options=options,
+            max_workers=max_workers,
+            cascade=self._cascade,
+        )
+        self._servers.append(server)
+        return server.start()
+
+    def close(self) -> None:
+        servers, self._servers = self._servers, []
+        for server in servers:
+            server.close()

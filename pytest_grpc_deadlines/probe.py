@@ -1,0 +1,267 @@
+"""The built-in probe service, built from descriptors at run time (no generated ``_pb2`` file).
+
+``pytest_grpc_deadlines.probe.v1.Probe`` has ``Unary``, ``ServerStream``, ``ClientStream`` and
+``Bidi``. A ``ProbeRequest`` says how long to wait, how many responses to stream at what interval,
+how large a response to send, and which status to end with; each ``ProbeResponse`` carries the
+deadline the server saw. The same code runs on protobuf 3.20 to 7.x.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import Message
+
+__all__ = [
+    "PROBE_SERVICE",
+    "PROBE_SERVICE_NAME",
+    "ProbeAioStub",
+    "ProbeRequest",
+    "ProbeResponse",
+    "ProbeServicer",
+    "ProbeStub",
+    "add_ProbeServicer_to_server",
+    "deadline_seconds",
+]
+
+PROBE_SERVICE_NAME = "pytest_grpc_deadlines.probe.v1.Probe"
+_PACKAGE = "pytest_grpc_deadlines.probe.v1"
+
+#: A sync server reports "no deadline" as a time_remaining() of about 9.22e18 s.
+_NO_DEADLINE_ABOVE = 1e9
+
+
+def _file_descriptor() -> descriptor_pb2.FileDescriptorProto:
+    f = descriptor_pb2.FileDescriptorProto(
+        name="pytest_grpc_deadlines/probe/v1/probe.proto", package=_PACKAGE, syntax="proto3"
+    )
+    T = descriptor_pb2.FieldDescriptorProto
+    request = f.message_type.add(name="ProbeRequest")
+    for number, (name, kind) in enumerate(
+        [
+            ("delay_seconds", T.TYPE_DOUBLE),
+            ("responses", T.TYPE_INT32),
+            ("interval_seconds", T.TYPE_DOUBLE),
+            ("response_bytes", T.TYPE_INT32),
+            ("status_code", T.TYPE_INT32),
+            ("status_details", T.TYPE_STRING),
+            ("payload", T.TYPE_BYTES),
+        ],
+        start=1,
+    ):
+        request.field.add(name=name, number=number, type=kind, label=T.LABEL_OPTIONAL)
+    response = f.message_type.add(name="ProbeResponse")
+    for number, (name, kind) in enumerate(
+        [("index", T.TYPE_INT32), ("payload", T.TYPE_BYTES), ("deadline_seconds", T.TYPE_DOUBLE)],
+        start=1,
+    ):
+        response.field.add(name=name, number=number, type=kind, label=T.LABEL_OPTIONAL)
+    service = f.service.add(name="Probe")
+    for method, client_streaming, server_streaming in [
+        ("Unary", False, False),
+        ("ServerStream", False, True),
+        ("ClientStream", True, False),
+        ("Bidi", True, True),
+    ]:
+        service.method.add(
+            name=method,
+            input_type=f".{_PACKAGE}.ProbeRequest",
+            output_type=f".{_PACKAGE}.ProbeResponse",
+            client_streaming=client_streaming,
+            server_streaming=server_streaming,
+        )
+    return f
+
+
+def _message_class(pool: descriptor_pool.DescriptorPool, name: str) -> type[Message]:
+    descriptor = pool.FindMessageTypeByName(f"{_PACKAGE}.{name}")
+    get_class = getattr(message_factory, "GetMessageClass", None)
+    if get_class is not None:  # protobuf >= 4.22
+        cls: type[Message] = get_class(descriptor)
+    else:  # protobuf 3.20 to 4.21
+        cls = message_factory.MessageFactory(pool).GetPrototype(descriptor)
+    return cls
+
+
+_POOL = descriptor_pool.DescriptorPool()
+_POOL.Add(_file_descriptor())
+ProbeRequest: Any = _message_class(_POOL, "ProbeRequest")
+ProbeResponse: Any = _message_class(_POOL, "ProbeResponse")
+#: The service descriptor, usable with grpcio-testing.
+PROBE_SERVICE: ServiceDescriptor = _POOL.FindServiceByName(PROBE_SERVICE_NAME)
+
+_METHODS = {
+    "Unary": (False, False),
+    "ServerStream": (False, True),
+    "ClientStream": (True, False),
+    "Bidi": (True, True),
+}
+
+
+def deadline_seconds(context: Any) -> float | None:
+    """Seconds left before the client's deadline, or None when the client set none."""
+    remaining = context.time_remaining()
+    if remaining is None or remaining > _NO_DEADLINE_ABOVE:
+        return None
+    return float(remaining)
+
+
+def _serialize(message: Any) -> bytes:
+    data: bytes = message.SerializeToString()
+    return data
+
+
+class _Stub:
+    def __init__(self, channel: Any) -> None:
+        prefix = f"/{PROBE_SERVICE_NAME}/"
+        kw = {"request_serializer": _serialize, "response_deserializer": ProbeResponse.FromString}
+        self.Unary = channel.unary_unary(prefix + "Unary", **kw)
+        self.ServerStream = channel.unary_stream(prefix + "ServerStream", **kw)
+        self.ClientStream = channel.stream_unary(prefix + "ClientStream", **kw)
+        self.Bidi = channel.stream_stream(prefix + "Bidi", **kw)
+
+
+class ProbeStub(_Stub):
+    """Client of the probe service on a ``grpc.Channel``."""
+
+
+class ProbeAioStub(_Stub):
+    """Client of the probe service on a ``grpc.aio.Channel``."""
+
+
+def _response(request: Any, index: int, context: Any) -> Any:
+    deadline = deadline_seconds(context)
+    return ProbeResponse(
+        index=index,
+        payload=b"x" * max(0, request.response_bytes),
+        deadline_seconds=0.0 if deadline is None else deadline,
+    )
+
+
+class ProbeServicer:
+    """Honours every request field; checks cancellation before each response and never sleeps
+    past one. Works on sync and ``grpc.aio`` servers alike (``add_ProbeServicer_to_server``
+    picks the matching handlers)."""
+
+    # sync handlers -----------------------------------------------------------------------
+    def _wait(self, seconds: float, context: Any) -> bool:
+        """Sleep up to ``seconds``; False when the call ended first."""
+        if seconds <= 0:
+            return bool(context.is_active())
+        ended = threading.Event()
+        if not context.add_callback(ended.set):
+            return False
+        return not ended.wait(seconds) and bool(context.is_active())
+
+    def _finish(self, request: Any, context: Any) -> None:
+        if request.status_code:
+            context.abort(_status(request.status_code), request.status_details)
+
+    def Unary(self, request: Any, context: Any) -> Any:
+        if not self._wait(request.delay_seconds, context):
+            return ProbeResponse()
+        self._finish(request, context)
+        return _response(request, 0, context)
+
+    def ServerStream(self, request: Any, context: Any) -> Iterator[Any]:
+        if not self._wait(request.delay_seconds, context):
+            return
+        for index in range(request.responses):
+            if not self._wait(request.interval_seconds, context):
+                return
+            if not context.is_active():
+                return
+            yield _response(request, index, context)
+        self._finish(request, context)
+
+    def ClientStream(self, requests: Iterator[Any], context: Any) -> Any:
+        last, count = ProbeRequest(), 0
+        for request in requests:
+            last, count = request, count + 1
+        if not self._wait(last.delay_seconds, context):
+            return ProbeResponse()
+        self._finish(last, context)
+        return _response(last, count, context)
+
+    def Bidi(self, requests: Iterator[Any], context: Any) -> Iterator[Any]:
+        for index, request in enumerate(requests):
+            if not self._wait(request.delay_seconds, context):
+                return
+            if not context.is_active():
+                return
+            yield _response(request, index, context)
+            if request.status_code:
+                self._finish(request, context)
+
+    # asyncio handlers ----------------------------------------------------------------------
+    async def _aio_finish(self, request: Any, context: Any) -> None:
+        if request.status_code:
+            await context.abort(_status(request.status_code), request.status_details)
+
+    async def aio_Unary(self, request: Any, context: Any) -> Any:
+        await asyncio.sleep(max(0.0, request.delay_seconds))
+        await self._aio_finish(request, context)
+        return _response(request, 0, context)
+
+    async def aio_ServerStream(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        await asyncio.sleep(max(0.0, request.delay_seconds))
+        for index in range(request.responses):
+            await asyncio.sleep(max(0.0, request.interval_seconds))
+            yield _response(request, index, context)
+        await self._aio_finish(request, context)
+
+    async def aio_ClientStream(self, requests: AsyncIterator[Any], context: Any) -> Any:
+        last, count = ProbeRequest(), 0
+        async for request in requests:
+            last, count = request, count + 1
+        await asyncio.sleep(max(0.0, last.delay_seconds))
+        await self._aio_finish(last, context)
+        return _response(last, count, context)
+
+    async def aio_Bidi(self, requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
+        index = 0
+        async for request in requests:
+            await asyncio.sleep(max(0.0, request.delay_seconds))
+            yield _response(request, index, context)
+            index += 1
+            if request.status_code:
+                await self._aio_finish(request, context)
+
+
+def _status(number: int) -> grpc.StatusCode:
+    for code in grpc.StatusCode:
+        if code.value[0] == number:
+            return code
+    raise ValueError(f"status_code={number} is not a grpc status code (0 to 16)")
+
+
+def _is_aio(server: Any) -> bool:
+    aio = getattr(grpc, "aio", None)
+    server = getattr(server, "_grpc_deadlines_target", server)  # the server behind a wrapper
+    return aio is not None and isinstance(server, aio.Server)
+
+
+def add_ProbeServicer_to_server(servicer: ProbeServicer, server: Any) -> None:
+    """Register ``servicer`` on a sync or ``grpc.aio`` server."""
+    aio = _is_aio(server)
+    factories: dict[tuple[bool, bool], Callable[..., Any]] = {
+        (False, False): grpc.unary_unary_rpc_method_handler,
+        (False, True): grpc.unary_stream_rpc_method_handler,
+        (True, False): grpc.stream_unary_rpc_method_handler,
+        (True, True): grpc.stream_stream_rpc_method_handler,
+    }
+    handlers = {
+        name: factories[shape](
+            getattr(servicer, f"aio_{name}" if aio else name),
+            request_deserializer=ProbeRequest.FromString,
+            response_serializer=_serialize,
+        )
+        for name, shape in _METHODS.items()
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(PROBE_SERVICE_NAME, handlers),))

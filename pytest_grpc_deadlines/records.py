@@ -1,0 +1,107 @@
+"""What a test server saw of each call."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import grpc
+
+__all__ = ["Outcome", "ServerCall"]
+
+#: "running"; "ok" (the handler returned); "abandoned" (a cancellation-aware wait or the
+#: cancellation itself stopped the handler); "aborted" (it ended with a non-OK status);
+#: "raised" (it raised).
+Outcome = Literal["running", "ok", "abandoned", "aborted", "raised"]
+
+
+@dataclass(eq=False)
+class ServerCall:
+    """One call as the server saw it; ``method`` is ``"pkg.Service/Method"``.
+
+    ``deadline`` is the time the client left at handler start, in seconds (None when the client
+    set none: the sync server's 9.22e18 and asyncio's None both mean "none"). ``cancelled`` is
+    True when the client cancelled or its deadline passed before the handler ended.
+    """
+
+    method: str
+    metadata: tuple[tuple[str, str | bytes], ...]
+    deadline: float | None
+    started: float = field(default_factory=time.monotonic)
+    request: Any = None
+    ended: float | None = None
+    cancelled: bool = False
+    outcome: Outcome = "running"
+    code: grpc.StatusCode | None = None
+    details: str | None = None
+    exception: BaseException | None = field(default=None, repr=False)
+    _done: threading.Event = field(default_factory=threading.Event, repr=False)
+    _waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(
+        default_factory=list, repr=False
+    )
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from handler start to end (None while running)."""
+        return None if self.ended is None else self.ended - self.started
+
+    def finish(
+        self,
+        outcome: Outcome,
+        code: grpc.StatusCode | None = None,
+        details: str | None = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        with self._lock:
+            if self.outcome != "running":
+                return
+            self.outcome = outcome
+            self.code = code
+            self.details = details
+            self.exception = exception
+            self.ended = time.monotonic()
+            waiters, self._waiters = self._waiters, []
+        self._done.set()
+        for loop, future in waiters:
+            loop.call_soon_threadsafe(_resolve, future)
+
+    def mark_cancelled(self) -> None:
+        """The client went away; counts only while the handler runs."""
+        with self._lock:
+            if self.outcome == "running":
+                self.cancelled = True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the handler ends; False on timeout. (Use ``wait_async`` on a loop.)"""
+        return self._done.wait(timeout)
+
+    async def wait_async(self, timeout: float | None = None) -> bool:
+        """Await the handler's end; False on timeout."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self.outcome != "running":
+                return True
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((loop, future))
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    def __repr__(self) -> str:
+        deadline = "none" if self.deadline is None else f"{self.deadline:.3f}s"
+        code = self.code.name if self.code is not None else None
+        return (
+            f"ServerCall({self.method}, outcome={self.outcome!r}, code={code}, "
+            f"cancelled={self.cancelled}, deadline={deadline})"
+        )
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
