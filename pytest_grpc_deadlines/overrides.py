@@ -84,7 +84,8 @@ def parse_assignments(cascade: Cascade, entries: Iterable[str], origin: str) -> 
     (for settings where an empty string counts as unset) so the default applies.
     """
     values: dict[str, str | None] = {}
-    example = f"{cascade.names[-1] if cascade.names else 'NAME'}=30"
+    example_name = "sensor" if "sensor" in cascade.names else (cascade.names or ("NAME",))[0]
+    example = f"{example_name}=30"
     for entry in entries:
         name, sep, text = entry.partition("=")
         name, text = name.strip(), text.strip()
