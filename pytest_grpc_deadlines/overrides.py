@@ -132,6 +132,6 @@ def load_cascade(path: str, origin: str) -> Cascade:
         ) from None
     if not isinstance(obj, Cascade):
         raise OverrideError(
-            f"{origin}: {path!r} is a {type(obj).__name__}, not a pytest_grpc_deadlines.Cascade"
+            f"{origin}: {path!r} names a {type(obj).__name__} object, not a pytest_grpc_deadlines.Cascade"
         )
     return obj

@@ -165,9 +165,8 @@ class ServerBase:
 
     def _bind_address(self) -> str:
         if self._transport == "unix":
-            if self._tmpdir is None:
+            if self._tmpdir is None:  # mkdtemp makes it 0700: private to this user
                 self._tmpdir = tempfile.mkdtemp(prefix="grpc-deadlines-")
-                os.chmod(self._tmpdir, 0o700)
             return f"unix:{os.path.join(self._tmpdir, 'server.sock')}"
         port = self._port or 0
         host = f"[{self._host}]" if ":" in self._host else self._host
@@ -188,8 +187,11 @@ class ServerBase:
 
     def _remove_tmpdir(self) -> None:
         if self._tmpdir is not None:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = None
+            tmpdir, self._tmpdir = self._tmpdir, None
+            try:  # grpc usually removed the socket already; rmdir is the cheap common case
+                os.rmdir(tmpdir)
+            except OSError:
+                shutil.rmtree(tmpdir, ignore_errors=True)
 
     @property
     def target(self) -> str:

@@ -2,7 +2,7 @@
 
 Used to test the conformance helper against the real rules without installing Dagster; the
 ``dagster`` tox environment checks the same model against Dagster's own functions
-(``tests/dagster/test_dagster_conformance.py``). The function bodies and constants are Dagster's,
+(``tests/dagster_conformance/test_dagster_conformance.py``). The function bodies and constants are Dagster's,
 verbatim but for line wrapping; only the grace function's return annotation, which Dagster
 omits, is added.
 """

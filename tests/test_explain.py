@@ -261,7 +261,7 @@ def test_bad_option_exits_4_with_usage() -> None:
             "my_timeouts:MISSING",
             "--cascade: module 'my_timeouts' has no attribute 'MISSING' (from 'my_timeouts:MISSING')",
         ),
-        ("my_timeouts:NOT_A_CASCADE", "int, not a pytest_grpc_deadlines.Cascade"),
+        ("my_timeouts:NOT_A_CASCADE", "names a int object, not a pytest_grpc_deadlines.Cascade"),
     ],
 )
 @pytest.mark.usefixtures("user_cascade")

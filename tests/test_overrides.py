@@ -179,5 +179,5 @@ def test_load_cascade_refuses_an_object_that_is_not_a_cascade() -> None:
     with pytest.raises(OverrideError) as info:
         load_cascade("pytest_grpc_deadlines:check", "--grpc-cascade")
     message = str(info.value)
-    assert message.startswith("--grpc-cascade: 'pytest_grpc_deadlines:check' is a")
+    assert message.startswith("--grpc-cascade: 'pytest_grpc_deadlines:check' names a")
     assert message.endswith("function, not a pytest_grpc_deadlines.Cascade")

@@ -257,7 +257,7 @@ def test_ini_cascade_that_is_not_a_cascade_is_usage_error(pytester: pytest.Pytes
     pytester.makeini("[pytest]\ngrpc_deadlines_cascade = pgd_dict_cascade:CASCADE\n")
     usage_error(
         run(pytester),
-        "ERROR: ini grpc_deadlines_cascade: 'pgd_dict_cascade:CASCADE' is a dict, not a "
+        "ERROR: ini grpc_deadlines_cascade: 'pgd_dict_cascade:CASCADE' names a dict object, not a "
         "pytest_grpc_deadlines.Cascade",
     )
 

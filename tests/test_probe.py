@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from google.protobuf import descriptor_pb2
+from timing import REACHES_SERVER
 
 from pytest_grpc_deadlines.probe import (
     PROBE_SERVICE,
@@ -154,7 +155,7 @@ def test_delay_seconds_past_the_deadline_fails_and_the_servicer_stops_waiting(
     grpc_server: GrpcTestServer, stub: ProbeStub
 ) -> None:
     with pytest.raises(grpc.RpcError) as info:
-        stub.Unary(ProbeRequest(delay_seconds=30), timeout=0.05)
+        stub.Unary(ProbeRequest(delay_seconds=30), timeout=REACHES_SERVER)
     assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
     [call] = grpc_server.calls
     assert call.wait(5), "the probe servicer slept past the cancellation"

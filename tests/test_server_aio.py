@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 import grpc.aio
 import pytest
+from timing import ENTRY_BOUND, REACHES_SERVER
 
 from pytest_grpc_deadlines.aio_server import AioGrpcTestServer
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeRequest
@@ -36,15 +37,22 @@ async def test_held_call_gives_a_deterministic_disagreement(
 ) -> None:
     server = await grpc_aio_server_factory(transport=transport)
     stub = server.probe()
+    await stub.Unary(ProbeRequest(), timeout=5)  # connect first
+    reached = 0
     for _ in range(200 if transport == "tcp" else 50):
         server.reset()
         gate = server.hold(UNARY)
         assert await _code(stub.Unary(ProbeRequest(), timeout=0.02)) is grpc.StatusCode.DEADLINE_EXCEEDED
+        if not await gate.wait_entered(ENTRY_BOUND):  # expired before the server saw it
+            assert server.calls == []
+            continue
+        reached += 1
         assert await gate.wait_cancelled(10)
         gate.release()
         [call] = server.calls
         assert await call.wait_async(10)
         assert (call.outcome, call.cancelled, call.code) == ("ok", True, grpc.StatusCode.OK)
+    assert reached > 0
 
 
 async def test_fixture_serves_the_probe(grpc_aio_server: AioGrpcTestServer) -> None:
@@ -63,7 +71,7 @@ async def test_no_deadline_is_recorded_as_none(grpc_aio_server: AioGrpcTestServe
 
 async def test_before_delay_abandons_on_the_deadline(grpc_aio_server: AioGrpcTestServer) -> None:
     grpc_aio_server.delay(UNARY, 30)
-    assert await _code(grpc_aio_server.probe().Unary(ProbeRequest(), timeout=0.05)) is (
+    assert await _code(grpc_aio_server.probe().Unary(ProbeRequest(), timeout=REACHES_SERVER)) is (
         grpc.StatusCode.DEADLINE_EXCEEDED
     )
     [call] = grpc_aio_server.calls
@@ -73,7 +81,7 @@ async def test_before_delay_abandons_on_the_deadline(grpc_aio_server: AioGrpcTes
 
 async def test_after_delay_records_ok(grpc_aio_server: AioGrpcTestServer) -> None:
     grpc_aio_server.delay(UNARY, 30, when="after")
-    assert await _code(grpc_aio_server.probe().Unary(ProbeRequest(), timeout=0.05)) is (
+    assert await _code(grpc_aio_server.probe().Unary(ProbeRequest(), timeout=REACHES_SERVER)) is (
         grpc.StatusCode.DEADLINE_EXCEEDED
     )
     [call] = grpc_aio_server.calls

@@ -1,0 +1,174 @@
+"""The server fixtures from the outside: reuse and reset, overrides, xdist, leaks."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+_INNER = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+
+
+def _plugin_threads() -> set[str]:
+    return {t.name for t in threading.enumerate() if t.name.startswith("grpc-deadlines")}
+
+
+def test_grpc_server_is_reused_and_reset_between_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import grpc
+        from pytest_grpc_deadlines.probe import ProbeRequest
+
+        UNARY = "pytest_grpc_deadlines.probe.v1.Probe/Unary"
+        TARGETS = []
+
+        def test_leaves_a_held_call_behind(grpc_server):
+            TARGETS.append(grpc_server.target)
+            grpc_server.hold(UNARY)
+            grpc_server.delay(UNARY, 30)
+            grpc_server.probe().Unary.future(ProbeRequest(), timeout=30)
+
+        def test_next_test_starts_clean(grpc_server):
+            TARGETS.append(grpc_server.target)
+            assert grpc_server.calls == []
+            assert grpc_server.probe().Unary(ProbeRequest(), timeout=5).index == 0
+            assert TARGETS[0] == TARGETS[1]
+        """
+    )
+    result = pytester.runpytest(*_INNER, "-p", "no:asyncio")
+    result.assert_outcomes(passed=2)
+
+
+def test_grpc_servicers_override_hosts_the_users_service(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import grpc
+        import pytest
+
+        def add_EchoServicer_to_server(servicer, server):
+            handler = grpc.unary_unary_rpc_method_handler(servicer.Say)
+            server.add_generic_rpc_handlers(
+                (grpc.method_handlers_generic_handler("my.Echo", {"Say": handler}),)
+            )
+
+        class Echo:
+            def Say(self, request, context):
+                return b"echo:" + request
+
+        @pytest.fixture(scope="module")
+        def grpc_servicers():
+            return [(add_EchoServicer_to_server, Echo())]
+
+        def test_user_service(grpc_server):
+            say = grpc_server.channel().unary_unary("/my.Echo/Say")
+            assert say(b"hi", timeout=5) == b"echo:hi"
+            assert grpc_server.methods == ("my.Echo/Say",)
+            assert grpc_server.calls[0].method == "my.Echo/Say"
+
+        def test_unknown_method_lists_hosted(grpc_server):
+            with pytest.raises(ValueError, match="this server hosts: my.Echo/Say"):
+                grpc_server.hold("pytest_grpc_deadlines.probe.v1.Probe/Unary")
+        """
+    )
+    result = pytester.runpytest(*_INNER, "-p", "no:asyncio")
+    result.assert_outcomes(passed=2)
+
+
+def test_failing_test_still_tears_the_servers_down(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import os
+        from pytest_grpc_deadlines.probe import ProbeRequest
+
+        UNARY = "pytest_grpc_deadlines.probe.v1.Probe/Unary"
+        DIRS = []
+
+        def test_fails_with_a_held_call(grpc_server_factory):
+            server = grpc_server_factory(transport="unix")
+            DIRS.append(os.path.dirname(server.target[len("unix:"):]))
+            server.hold(UNARY)
+            server.probe().Unary.future(ProbeRequest(), timeout=30)
+            assert False, "deliberately"
+
+        def test_temp_dir_is_gone():
+            assert DIRS and not os.path.exists(DIRS[0])
+        """
+    )
+    result = pytester.runpytest(*_INNER, "-p", "no:asyncio")
+    result.assert_outcomes(passed=1, failed=1)
+
+
+def test_aio_fixtures_need_pytest_asyncio_and_run_on_the_test_loop(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+        from pytest_grpc_deadlines.probe import ProbeRequest
+
+        @pytest.mark.asyncio
+        async def test_on_the_test_loop(grpc_aio_server, grpc_aio_server_factory):
+            other = await grpc_aio_server_factory(transport="unix")
+            for server in (grpc_aio_server, other):
+                response = await server.probe().Unary(ProbeRequest(), timeout=5)
+                assert response.index == 0
+        """
+    )
+    result = pytester.runpytest(*_INNER)
+    result.assert_outcomes(passed=1)
+
+
+def test_three_hundred_server_tests_pass_under_xdist(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_grpc_deadlines.probe import ProbeRequest
+
+        @pytest.mark.parametrize("n", range(300))
+        def test_call(grpc_server, n):
+            assert grpc_server.probe().Unary(ProbeRequest(response_bytes=n), timeout=10).payload == b"x" * n
+            assert len(grpc_server.calls) == 1
+        """
+    )
+    result = pytester.runpytest_subprocess(*_INNER, "-p", "no:asyncio", "-n", "2")
+    result.assert_outcomes(passed=300)
+
+
+def test_no_thread_fd_or_temp_dir_is_left_after_a_run(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_grpc_deadlines.probe import ProbeRequest
+
+        UNARY = "pytest_grpc_deadlines.probe.v1.Probe/Unary"
+
+        @pytest.mark.parametrize("transport", ["tcp", "unix"])
+        @pytest.mark.parametrize("n", range(10))
+        def test_servers(grpc_server, grpc_server_factory, transport, n):
+            other = grpc_server_factory(transport=transport)
+            for server in (grpc_server, other):
+                server.hold(UNARY)
+                server.probe().Unary.future(ProbeRequest(), timeout=30)
+            assert n % 7 != 3, "some tests fail"
+        """
+    )
+    before_fds = set(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else set()
+    before_threads = _plugin_threads()
+    tmp = os.environ.get("TMPDIR", "/tmp")
+    before_dirs = {d for d in os.listdir(tmp) if d.startswith("grpc-deadlines-")}
+    result = pytester.runpytest(*_INNER, "-p", "no:asyncio")
+    result.assert_outcomes(passed=18, failed=2)
+    after_dirs = {d for d in os.listdir(tmp) if d.startswith("grpc-deadlines-")}
+    assert after_dirs - before_dirs == set()
+    # Handler threads end once their released calls finish; the executor does not join them.
+    for thread in threading.enumerate():
+        if thread.name.startswith("grpc-deadlines") and thread.name not in before_threads:
+            thread.join(timeout=5)
+    assert _plugin_threads() - before_threads == set()
+    if before_fds:
+        leaked = set(os.listdir("/proc/self/fd")) - before_fds
+        sockets = {fd for fd in leaked if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")}
+        assert sockets == set()
