@@ -180,4 +180,4 @@ def test_load_cascade_refuses_an_object_that_is_not_a_cascade() -> None:
         load_cascade("pytest_grpc_deadlines:check", "--grpc-cascade")
     message = str(info.value)
     assert message.startswith("--grpc-cascade: 'pytest_grpc_deadlines:check' names a")
-    assert message.endswith("function, not a pytest_grpc_deadlines.Cascade")
+    assert message.endswith("function object, not a pytest_grpc_deadlines.Cascade")
