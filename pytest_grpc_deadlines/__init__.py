@@ -1,12 +1,13 @@
 """pytest-grpc-deadlines: test how gRPC code behaves around deadlines.
 
 The plugin itself is registered through the ``pytest11`` entry point; this package exports the
-cascade model, its checks and the conformance helper. Nothing here imports hypothesis until
-``assert_cascade_conforms`` is used.
+cascade model and its checks, the test servers and the conformance helper. The servers (and
+grpc) and hypothesis are imported on first use.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
 from .cascade import (
@@ -25,19 +26,29 @@ from .errors import GrpcDeadlinesWarning
 from .invariants import Violation, check
 
 if TYPE_CHECKING:
+    from .aio_server import AioGate, AioGrpcTestServer
+    from .behaviour import MethodError, jitter
     from .conformance import assert_cascade_conforms
+    from .records import ServerCall
+    from .server import Gate, GrpcTestServer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DAGSTER",
+    "AioGate",
+    "AioGrpcTestServer",
     "Binding",
     "Cascade",
     "CascadeError",
+    "Gate",
     "GrpcDeadlinesWarning",
+    "GrpcTestServer",
     "Max",
+    "MethodError",
     "Ref",
     "Resolved",
+    "ServerCall",
     "Setting",
     "ValueRule",
     "Violation",
@@ -45,12 +56,24 @@ __all__ = [
     "__version__",
     "assert_cascade_conforms",
     "check",
+    "jitter",
 ]
+
+# Imported on first use, so that loading the plugin stays light.
+_LAZY = {
+    "AioGate": "aio_server",
+    "AioGrpcTestServer": "aio_server",
+    "Gate": "server",
+    "GrpcTestServer": "server",
+    "MethodError": "behaviour",
+    "ServerCall": "records",
+    "assert_cascade_conforms": "conformance",
+    "jitter": "behaviour",
+}
 
 
 def __getattr__(name: str) -> object:
-    if name == "assert_cascade_conforms":
-        from .conformance import assert_cascade_conforms
-
-        return assert_cascade_conforms
+    module = _LAZY.get(name)
+    if module is not None:
+        return getattr(importlib.import_module(f".{module}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,13 +13,19 @@ import pytest_grpc_deadlines
 
 PUBLIC = {
     "DAGSTER",
+    "AioGate",
+    "AioGrpcTestServer",
     "Binding",
     "Cascade",
     "CascadeError",
+    "Gate",
     "GrpcDeadlinesWarning",
+    "GrpcTestServer",
     "Max",
+    "MethodError",
     "Ref",
     "Resolved",
+    "ServerCall",
     "Setting",
     "ValueRule",
     "Violation",
@@ -27,6 +33,7 @@ PUBLIC = {
     "__version__",
     "assert_cascade_conforms",
     "check",
+    "jitter",
 }
 
 
