@@ -21,7 +21,7 @@ from .cascade import DAGSTER, Cascade
 from .probe import ProbeAioStub, deadline_seconds
 from .records import ServerCall
 from .server import _context_code, _context_details
-from .server_base import DEFAULT_GRACE, OptionsArg, ServerBase, ServicerPair, Transport
+from .server_base import DEFAULT_GRACE, OptionsArg, ServerBase, ServicerPair, Transport, _pair
 
 __all__ = ["AioGate", "AioGrpcTestServer"]
 
@@ -251,6 +251,7 @@ class AioGrpcTestServer(ServerBase):
         state = _CallState(self._generation, context)
         with self._cond:
             self._calls.append(call)
+        _pair(call)
         add_done_callback = getattr(context, "add_done_callback", None)
         if add_done_callback is not None:
 

@@ -10,8 +10,16 @@ from .pool import ServerFactory, ServerPool
 from .probe import ProbeServicer, add_ProbeServicer_to_server
 from .server import GrpcTestServer
 from .server_base import ServicerPair
+from .verdicts import CallLog
 
-__all__ = ["grpc_server", "grpc_server_factory", "grpc_servicers"]
+__all__ = ["grpc_calls", "grpc_server", "grpc_server_factory", "grpc_servicers"]
+
+
+@pytest.fixture
+def grpc_calls(request: pytest.FixtureRequest) -> CallLog:
+    """The client calls this test made (through any channel created after the plugin loaded),
+    in call order, with ``pairs()`` and ``assert_no_violations()``."""
+    return CallLog(request.node.nodeid)
 
 
 @pytest.fixture(scope="module")

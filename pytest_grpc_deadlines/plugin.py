@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import pytest
 from _pytest.nodes import Node
 
+from .audit import parse_ini_policy
+from .calls_plugin import CallsPlugin
 from .cascade import DAGSTER, Cascade, Resolved
 from .environment import AppliedSettings, plan
 from .overrides import Layer, OverrideError, load_cascade, parse_assignments, parse_marker
@@ -22,6 +24,18 @@ HELP_TIMEOUTS_INI = (
     "timeout cascade settings for every test, one NAME=VALUE a line (e.g. sensor=30); "
     "--grpc-timeout and markers override them. Tests they touch run with a clean cascade."
 )
+HELP_REQUIRE = (
+    "fail (true) or warn (warn) a test whose code makes an RPC without a deadline, or with one "
+    "above grpc_max_deadline; @pytest.mark.grpc_require_deadlines(False) exempts a test. "
+    "Default: false"
+)
+HELP_MAX_DEADLINE = "with grpc_require_deadlines: the longest acceptable deadline, in seconds"
+HELP_EXEMPT = (
+    "with grpc_require_deadlines: methods never flagged, one pattern a line "
+    "(fnmatch, e.g. grpc.health.v1.Health/*)"
+)
+HELP_REPORT = "always print the gRPC deadlines summary (by default: when any call was recorded)"
+HELP_JSON = "write the gRPC deadlines summary as JSON to PATH (merged across xdist workers)"
 HELP_CASCADE = (
     "the timeout cascade to use, as module:attribute naming a pytest_grpc_deadlines.Cascade "
     "(default: the built-in Dagster cascade)"
@@ -37,6 +51,7 @@ class _State:
 _STATE = pytest.StashKey[_State]()
 _APPLIED = pytest.StashKey[AppliedSettings]()
 _RESOLVED = pytest.StashKey[Resolved]()
+_CALLS = pytest.StashKey[CallsPlugin]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,8 +64,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="grpc_timeout",
         help=HELP_TIMEOUT,
     )
+    group.addoption("--grpc-deadlines-report", action="store_true", help=HELP_REPORT)
+    group.addoption("--grpc-deadlines-json", metavar="PATH", default=None, help=HELP_JSON)
     parser.addini("grpc_timeouts", HELP_TIMEOUTS_INI, type="linelist", default=[])
     parser.addini("grpc_deadlines_cascade", HELP_CASCADE, default="")
+    parser.addini("grpc_require_deadlines", HELP_REQUIRE, default="false")
+    parser.addini("grpc_max_deadline", HELP_MAX_DEADLINE, default="")
+    parser.addini("grpc_deadline_exempt_methods", HELP_EXEMPT, type="linelist", default=[])
 
 
 def _marker_signature(cascade: Cascade) -> str:
@@ -69,9 +89,23 @@ def pytest_configure(config: pytest.Config) -> None:
         cascade = load_cascade(path, "ini grpc_deadlines_cascade") if path else DAGSTER
         ini = parse_assignments(cascade, config.getini("grpc_timeouts"), "ini grpc_timeouts")
         cli = parse_assignments(cascade, config.getoption("grpc_timeout"), "--grpc-timeout")
+        policy = parse_ini_policy(
+            str(config.getini("grpc_require_deadlines")),
+            str(config.getini("grpc_max_deadline")),
+            config.getini("grpc_deadline_exempt_methods"),
+        )
     except OverrideError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.addinivalue_line("markers", _marker_signature(cascade))
+    config.addinivalue_line(
+        "markers",
+        "grpc_require_deadlines(enabled=True, /, *, max_seconds=None): fail this test when its "
+        "code makes an RPC without a deadline (or with one above max_seconds); "
+        "grpc_require_deadlines(False) exempts it from ini grpc_require_deadlines.",
+    )
+    calls = CallsPlugin(config, policy)
+    config.stash[_CALLS] = calls
+    config.pluginmanager.register(calls, "grpc_deadlines.calls")
     layers = tuple(layer for layer in (ini, cli) if layer.values)
     config.stash[_STATE] = _State(cascade, layers)
     from . import fixtures
@@ -81,6 +115,13 @@ def pytest_configure(config: pytest.Config) -> None:
         from . import aio_fixtures
 
         config.pluginmanager.register(aio_fixtures, "grpc_deadlines.aio_fixtures")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    calls = config.stash.get(_CALLS, None)
+    if calls is not None:
+        calls.close()
+        del config.stash[_CALLS]
 
 
 def configured_cascade(config: pytest.Config) -> Cascade:

@@ -38,6 +38,8 @@ class ServerCall:
     code: grpc.StatusCode | None = None
     details: str | None = None
     exception: BaseException | None = field(default=None, repr=False)
+    #: The pairing header's value when the call came through a recorded client channel.
+    client_call_id: str | None = None
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
     _waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(
         default_factory=list, repr=False

@@ -22,7 +22,7 @@ import grpc
 from .cascade import DAGSTER, Cascade
 from .probe import ProbeStub, deadline_seconds
 from .records import ServerCall
-from .server_base import DEFAULT_GRACE, OptionsArg, ServerBase, ServicerPair, Transport
+from .server_base import DEFAULT_GRACE, OptionsArg, ServerBase, ServicerPair, Transport, _pair
 
 __all__ = ["Gate", "GrpcTestServer"]
 
@@ -233,6 +233,7 @@ class GrpcTestServer(ServerBase):
         with self._cond:
             state = _CallState(self._generation)
             self._calls.append(call)
+        _pair(call)
 
         def terminated() -> None:
             with self._cond:

@@ -15,10 +15,11 @@ import grpc
 
 from .behaviour import Delay, Fault, Jitter, When, make_fault, method_name
 from .cascade import DAGSTER, Cascade, Resolved
+from .client import CALL_ID_HEADER, RECORDER
 from .invariants import INT32_MAX
 from .records import ServerCall
 
-__all__ = ["DEFAULT_GRACE", "ServerBase", "ServicerPair", "Transport"]
+__all__ = ["DEFAULT_GRACE", "ServerBase", "ServicerPair", "Transport", "_pair"]
 
 Transport = Literal["tcp", "unix"]
 ServicerPair = tuple[Callable[[Any, Any], Any], Any]
@@ -81,6 +82,15 @@ def byte_limit_options(resolved: Resolved) -> list[tuple[str, int]]:
             )
         out.append((option, value))
     return out
+
+
+def _pair(call: ServerCall) -> None:
+    """Note the pairing header, so the client's record of this call can find this one."""
+    for key, value in call.metadata:
+        if key == CALL_ID_HEADER:
+            call.client_call_id = value.decode() if isinstance(value, bytes) else value
+            RECORDER.add_server_call(call.client_call_id, call)
+            return
 
 
 class _Capture:
@@ -184,8 +194,14 @@ class ServerBase:
             if not port:
                 raise RuntimeError(f"grpc could not bind {self._bind_address()}")
             self._port = port
+        RECORDER.server_targets.add(self.target)
+
+    def _unbound(self) -> None:
+        if self._port is not None or self._tmpdir is not None:
+            RECORDER.server_targets.discard(self.target)
 
     def _remove_tmpdir(self) -> None:
+        self._unbound()
         if self._tmpdir is not None:
             tmpdir, self._tmpdir = self._tmpdir, None
             try:  # grpc usually removed the socket already; rmdir is the cheap common case

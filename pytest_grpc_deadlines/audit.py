@@ -1,0 +1,103 @@
+"""The deadline audit: which of a test's calls had no deadline, or one too long to be useful.
+
+Pure logic; the plugin applies it after each test.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from .client import ClientCall
+from .overrides import OverrideError
+
+__all__ = ["AuditPolicy", "finding", "parse_ini_policy", "parse_marker_policy", "report"]
+
+Mode = Literal["off", "fail", "warn"]
+
+#: grpc fails a call at once when its timeout is this large or infinite (grpc#26236).
+UNREPRESENTABLE = 1e10
+
+
+@dataclass(frozen=True)
+class AuditPolicy:
+    mode: Mode = "off"
+    max_seconds: float | None = None
+    exempt: tuple[str, ...] = ()
+
+
+def _seconds(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise OverrideError(f"{where}: {value!r} is not a number of seconds (e.g. 30)")
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise OverrideError(f"{where}: {value!r} is not a number of seconds (e.g. 30)") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise OverrideError(f"{where}: {value!r} must be a finite number of seconds above 0")
+    return seconds
+
+
+def parse_ini_policy(mode: str, max_deadline: str, exempt: Iterable[str]) -> AuditPolicy:
+    """From ini ``grpc_require_deadlines``, ``grpc_max_deadline``, ``grpc_deadline_exempt_methods``."""
+    text = mode.strip().lower()
+    modes: Mapping[str, Mode] = {"true": "fail", "false": "off", "warn": "warn", "": "off"}
+    if text not in modes:
+        raise OverrideError(f"ini grpc_require_deadlines: {mode!r} is not accepted; use true, warn or false")
+    seconds = _seconds(max_deadline.strip(), "ini grpc_max_deadline") if max_deadline.strip() else None
+    return AuditPolicy(modes[text], seconds, tuple(p.strip() for p in exempt if p.strip()))
+
+
+def parse_marker_policy(
+    base: AuditPolicy, args: Sequence[object], kwargs: Mapping[str, object], where: str
+) -> AuditPolicy:
+    """Apply ``@pytest.mark.grpc_require_deadlines(enabled=True, /, *, max_seconds=None)``."""
+    prefix = f"@pytest.mark.grpc_require_deadlines {where}"
+    if len(args) > 1:
+        raise OverrideError(f"{prefix}: takes at most one positional argument (enabled), got {len(args)}")
+    unknown = sorted(set(kwargs) - {"max_seconds"})
+    if unknown:
+        raise OverrideError(
+            f"{prefix}: unknown keyword {unknown[0]!r}; accepted: enabled (positional), max_seconds"
+        )
+    enabled = args[0] if args else True
+    if not isinstance(enabled, bool):
+        raise OverrideError(f"{prefix}: enabled={enabled!r} is not accepted; use True or False")
+    if not enabled:
+        return replace(base, mode="off")
+    max_seconds = base.max_seconds
+    if kwargs.get("max_seconds") is not None:
+        max_seconds = _seconds(kwargs["max_seconds"], f"{prefix}: max_seconds")
+    return replace(base, mode="fail", max_seconds=max_seconds)
+
+
+def finding(call: ClientCall, policy: AuditPolicy) -> str | None:
+    """Why ``call`` breaks ``policy`` (None when it does not)."""
+    if call.internal or any(fnmatch.fnmatchcase(call.method, p.lstrip("/")) for p in policy.exempt):
+        return None
+    if call.timeout is None:
+        problem = "no deadline"
+    elif not math.isfinite(call.timeout) or call.timeout >= UNREPRESENTABLE:
+        problem = f"a deadline grpc cannot represent ({call.timeout:g} s: the call fails at once)"
+    elif policy.max_seconds is not None and call.timeout > policy.max_seconds:
+        problem = f"a {call.timeout:g} s deadline, above the {policy.max_seconds:g} s maximum"
+    else:
+        return None
+    return f"{call.method} to {call.target} with {problem}, at {call.site}"
+
+
+def report(calls: Iterable[ClientCall], policy: AuditPolicy, test: str) -> str | None:
+    """The audit's message for a test (None when every call passes)."""
+    if policy.mode == "off":
+        return None
+    found = [f for f in (finding(c, policy) for c in calls) if f is not None]
+    if not found:
+        return None
+    lines = "\n".join(f"  {f}" for f in found)
+    return (
+        f"grpc_require_deadlines: {test} made {len(found)} RPC(s) without a usable deadline:\n{lines}\n"
+        "Pass timeout= on each call (or exempt the method with ini grpc_deadline_exempt_methods)."
+    )

@@ -1,0 +1,128 @@
+"""The suite report: calls by status, calls with no deadline, disagreements and near misses.
+
+Kept as plain data so xdist workers can send it to the controller, which merges it.
+
+JSON schema (``--grpc-deadlines-json PATH``), version 1::
+
+    {
+      "version": 1,
+      "calls": int,                           # client calls recorded
+      "by_code": {"OK": int, "DEADLINE_EXCEEDED": int, ...},   # "RUNNING" for unfinished
+      "no_deadline": [{"test", "method", "target", "site"}],
+      "disagreements": [{"test", "method", "target", "site", "client_code", "server_outcome"}],
+      "violations": [same keys as disagreements],
+      "near_misses": [{"test", "method", "target", "site", "timeout", "elapsed", "used"}]
+    }
+
+``used`` is elapsed / timeout; near misses are calls that succeeded after using over 80% of their
+deadline, tightest first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .client import ClientCall
+from .verdicts import Pair
+
+__all__ = ["NEAR_MISS", "SuiteReport"]
+
+#: A call that used more than this share of its deadline and still succeeded is a near miss.
+NEAR_MISS = 0.8
+_SHOWN = 10
+
+
+def _where(call: ClientCall) -> dict[str, Any]:
+    return {"test": call.test, "method": call.method, "target": call.target, "site": call.site}
+
+
+@dataclass
+class SuiteReport:
+    calls: int = 0
+    by_code: Counter[str] = field(default_factory=Counter)
+    no_deadline: list[dict[str, Any]] = field(default_factory=list)
+    disagreements: list[dict[str, Any]] = field(default_factory=list)
+    violations: list[dict[str, Any]] = field(default_factory=list)
+    near_misses: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, calls: Iterable[ClientCall], pairs: Iterable[Pair]) -> None:
+        for call in calls:
+            if call.internal:
+                continue
+            self.calls += 1
+            self.by_code[call.code.name if call.code is not None else "RUNNING"] += 1
+            if call.timeout is None:
+                self.no_deadline.append(_where(call))
+            elif (
+                call.code is not None
+                and call.code.name == "OK"
+                and call.elapsed is not None
+                and call.timeout > 0
+                and call.elapsed > NEAR_MISS * call.timeout
+            ):
+                self.near_misses.append(
+                    {
+                        **_where(call),
+                        "timeout": call.timeout,
+                        "elapsed": round(call.elapsed, 6),
+                        "used": round(call.elapsed / call.timeout, 4),
+                    }
+                )
+        for pair in pairs:
+            if pair.verdict in ("disagreement", "violation") and pair.server is not None:
+                entry = {
+                    **_where(pair.client),
+                    "client_code": pair.client.code.name if pair.client.code is not None else None,
+                    "server_outcome": pair.server.outcome,
+                }
+                (self.disagreements if pair.verdict == "disagreement" else self.violations).append(entry)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "calls": self.calls,
+            "by_code": dict(sorted(self.by_code.items())),
+            "no_deadline": self.no_deadline,
+            "disagreements": self.disagreements,
+            "violations": self.violations,
+            "near_misses": sorted(self.near_misses, key=lambda m: -float(m["used"])),
+        }
+
+    def merge(self, data: dict[str, Any]) -> None:
+        """Add a worker's ``to_dict()``."""
+        self.calls += int(data.get("calls", 0))
+        self.by_code.update({str(k): int(v) for k, v in data.get("by_code", {}).items()})
+        for key in ("no_deadline", "disagreements", "violations", "near_misses"):
+            getattr(self, key).extend(data.get(key, []))
+
+    def write_json(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(self.to_dict(), handle, indent=2)
+            handle.write("\n")
+
+    def lines(self) -> list[str]:
+        data = self.to_dict()
+        codes = ", ".join(f"{code} {count}" for code, count in data["by_code"].items()) or "none"
+        out = [f"{self.calls} client calls recorded: {codes}"]
+        sections: list[tuple[str, list[dict[str, Any]], str]] = [
+            ("violations (client OK, server not OK)", data["violations"], "pair"),
+            ("disagreements (server OK, client gave up)", data["disagreements"], "pair"),
+            ("calls with no deadline", data["no_deadline"], "plain"),
+            (f"near misses (OK after over {NEAR_MISS:.0%} of the deadline)", data["near_misses"], "near"),
+        ]
+        for title, entries, kind in sections:
+            out.append(f"{title}: {len(entries)}")
+            for entry in entries[:_SHOWN]:
+                text = f"  {entry['test']}: {entry['method']} at {entry['site']}"
+                if kind == "pair":
+                    text += f" (client {entry['client_code']}, server {entry['server_outcome']})"
+                elif kind == "near":
+                    text += f" ({entry['elapsed']:.3f} s of {entry['timeout']:g} s, {entry['used']:.0%})"
+                out.append(text)
+            if len(entries) > _SHOWN:
+                out.append(f"  ... and {len(entries) - _SHOWN} more (see --grpc-deadlines-json)")
+        return out
