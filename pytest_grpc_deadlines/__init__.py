@@ -15,10 +15,12 @@ from .cascade import (
     Binding,
     Cascade,
     CascadeError,
+    Flag,
     Max,
     Ref,
     Resolved,
     Setting,
+    Text,
     ValueRule,
     WholeNumber,
 )
@@ -28,9 +30,12 @@ from .invariants import Violation, check
 if TYPE_CHECKING:
     from .aio_server import AioGate, AioGrpcTestServer
     from .behaviour import MethodError, jitter
+    from .client import ClientCall
     from .conformance import assert_cascade_conforms
+    from .fake import FakeRpc, FakeServer
     from .records import ServerCall
     from .server import Gate, GrpcTestServer
+    from .verdicts import CallLog, Pair
 
 __version__ = "0.1.0"
 
@@ -39,17 +44,24 @@ __all__ = [
     "AioGate",
     "AioGrpcTestServer",
     "Binding",
+    "CallLog",
     "Cascade",
     "CascadeError",
+    "ClientCall",
+    "FakeRpc",
+    "FakeServer",
+    "Flag",
     "Gate",
     "GrpcDeadlinesWarning",
     "GrpcTestServer",
     "Max",
     "MethodError",
+    "Pair",
     "Ref",
     "Resolved",
     "ServerCall",
     "Setting",
+    "Text",
     "ValueRule",
     "Violation",
     "WholeNumber",
@@ -63,6 +75,11 @@ __all__ = [
 _LAZY = {
     "AioGate": "aio_server",
     "AioGrpcTestServer": "aio_server",
+    "CallLog": "verdicts",
+    "ClientCall": "client",
+    "FakeRpc": "fake",
+    "FakeServer": "fake",
+    "Pair": "verdicts",
     "Gate": "server",
     "GrpcTestServer": "server",
     "MethodError": "behaviour",

@@ -368,27 +368,6 @@ class AioGrpcTestServer(ServerBase):
 
         return handle
 
-    def _wrap(self, method: str, handler: Any) -> Any:
-        kwargs = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary_response(method, handler.unary_unary), **kwargs
-            )
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                self._unary_response(method, handler.stream_unary), **kwargs
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream_response(method, handler.unary_stream), **kwargs
-            )
-        return grpc.stream_stream_rpc_method_handler(
-            self._stream_response(method, handler.stream_stream), **kwargs
-        )
-
 
 async def _no_messages() -> AsyncIterator[Any]:
     return

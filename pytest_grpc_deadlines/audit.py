@@ -12,14 +12,12 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from .client import ClientCall
+from .invariants import representable
 from .overrides import OverrideError
 
-__all__ = ["AuditPolicy", "finding", "parse_ini_policy", "parse_marker_policy", "report"]
+__all__ = ["AuditPolicy", "finding", "parse_ini_policy", "parse_marker_policy", "report", "representable"]
 
 Mode = Literal["off", "fail", "warn"]
-
-#: grpc fails a call at once when its timeout is this large or infinite (grpc#26236).
-UNREPRESENTABLE = 1e10
 
 
 @dataclass(frozen=True)
@@ -80,7 +78,7 @@ def finding(call: ClientCall, policy: AuditPolicy) -> str | None:
         return None
     if call.timeout is None:
         problem = "no deadline"
-    elif not math.isfinite(call.timeout) or call.timeout >= UNREPRESENTABLE:
+    elif not representable(call.timeout):
         problem = f"a deadline grpc cannot represent ({call.timeout:g} s: the call fails at once)"
     elif policy.max_seconds is not None and call.timeout > policy.max_seconds:
         problem = f"a {call.timeout:g} s deadline, above the {policy.max_seconds:g} s maximum"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from . import client
-from .audit import AuditPolicy, parse_marker_policy, report
+from .audit import AuditPolicy, finding, parse_marker_policy, report
 from .client import RECORDER
 from .errors import GrpcDeadlinesWarning
 from .overrides import OverrideError
@@ -19,6 +19,7 @@ from .verdicts import CallLog
 __all__ = ["CallsPlugin"]
 
 _AUDITED = pytest.StashKey[int]()
+_POLICY = pytest.StashKey[AuditPolicy]()
 
 
 class CallsPlugin:
@@ -46,15 +47,21 @@ class CallsPlugin:
         return policy
 
     def _audit(self, item: pytest.Item) -> None:
+        policy = item.stash.get(_POLICY, None)
+        if policy is None:  # setup did not get as far as reading the markers
+            return
         calls = RECORDER.calls_of(item.nodeid)
         start = item.stash.get(_AUDITED, 0)
         item.stash[_AUDITED] = len(calls)
-        policy = self._policy(item)
         message = report(calls[start:], policy, item.nodeid)
         if message is None:
             return
         if policy.mode == "warn":
-            warnings.warn(GrpcDeadlinesWarning(message), stacklevel=1)
+            # Shown at the first flagged call's line, not at this one.
+            site = next(c.site for c in calls[start:] if finding(c, policy) is not None)
+            filename, _, line = site.rpartition(":")
+            lineno = int(line) if line.isdigit() else 0
+            warnings.warn_explicit(GrpcDeadlinesWarning(message), GrpcDeadlinesWarning, filename, lineno)
         else:
             raise pytest.fail.Exception(message, pytrace=False)
 
@@ -65,8 +72,15 @@ class CallsPlugin:
             return (yield)
         finally:
             log = CallLog(item.nodeid)
-            self.report.add(log, log.pairs(timeout=0))
+            # A handler released at teardown ends within microseconds; 0.2 s bounds the wait
+            # for one that does not (its pair then counts as running, not as a disagreement).
+            self.report.add(log, log.pairs(timeout=0.2))
             RECORDER.start_test(None)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        # A bad marker errors the test at setup, before it runs (as grpc_timeouts markers do).
+        item.stash[_POLICY] = self._policy(item)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:

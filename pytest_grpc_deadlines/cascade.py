@@ -10,141 +10,37 @@ Nothing here imports pytest or reads ``os.environ`` by itself.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
 from .errors import CascadeError
+from .rules import Flag, Max, Ref, Text, ValueRule, WholeNumber
 
 __all__ = [
     "DAGSTER",
     "Binding",
     "Cascade",
     "CascadeError",
+    "Check",
+    "Finding",
+    "Flag",
     "Max",
     "Ref",
     "Resolved",
     "Setting",
+    "Text",
     "ValueRule",
     "WholeNumber",
 ]
 
 Kind = Literal["seconds", "bytes", "other"]
-
-
-class ValueRule:
-    """How one setting's variable is read and written. Subclass it for other rules."""
-
-    #: Words completing "the value must be ...", used in error messages.
-    accepts: str = "a value"
-
-    def is_set(self, raw: str | None) -> bool:
-        """Whether the variable's text counts as set (otherwise the default applies)."""
-        return raw is not None
-
-    def parse(self, raw: str) -> object:
-        """Turn the variable's text into a value; raise ``ValueError`` as the reader would."""
-        return raw
-
-    def write(self, value: object) -> str:
-        """Turn a marker value into the variable's text; raise ``TypeError``/``ValueError``."""
-        if isinstance(value, str):
-            return value
-        raise TypeError(f"{value!r} is a {type(value).__name__}; accepted: {self.accepts}")
-
-
-@dataclass(frozen=True)
-class WholeNumber(ValueRule):
-    """Python's ``int(text)``: " 7 ", "+5", "1_000" and non-ASCII digits are accepted.
-
-    ``empty_is_unset`` mirrors ``if os.getenv(X): return int(...)`` (Dagster's timeouts); when
-    false, an empty string is parsed and fails, as ``int(os.getenv(X, "5"))`` does.
-    """
-
-    empty_is_unset: bool = True
-    reader: str = "int()"
-
-    @property
-    def accepts(self) -> str:  # type: ignore[override]
-        return f"a whole number, as {self.reader} reads it"
-
-    def is_set(self, raw: str | None) -> bool:
-        if self.empty_is_unset:
-            return bool(raw)
-        return raw is not None
-
-    def parse(self, raw: str) -> object:
-        return int(raw)
-
-    def write(self, value: object) -> str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(
-                f"{value!r} is a {type(value).__name__}; accepted: an int, a float with a "
-                "whole value, a str written to the variable verbatim, or None to remove it"
-            )
-        if isinstance(value, float):
-            if not math.isfinite(value) or not value.is_integer():
-                raise ValueError(
-                    f"{value!r} is not {self.accepts}; pass it as a string ('{value!r}') "
-                    "to write it to the variable verbatim on purpose"
-                )
-            value = int(value)
-        return str(value)
-
-
-@dataclass(frozen=True)
-class Ref:
-    """A default that is another (earlier) setting's value."""
-
-    name: str
-
-    @property
-    def depends_on(self) -> tuple[str, ...]:
-        return (self.name,)
-
-    def evaluate(self, values: Mapping[str, object]) -> object:
-        return values[self.name]
-
-    def describe(self, values: Mapping[str, object]) -> str:
-        return f"{self.name}={values[self.name]!r}"
-
-
-@dataclass(frozen=True, init=False)
-class Max:
-    """A default that is the largest of constants and earlier settings: ``Max(180, "default")``."""
-
-    terms: tuple[int | str, ...]
-
-    def __init__(self, *terms: int | str) -> None:
-        if not terms:
-            raise ValueError("Max() needs at least one term")
-        object.__setattr__(self, "terms", terms)
-
-    @property
-    def depends_on(self) -> tuple[str, ...]:
-        return tuple(t for t in self.terms if isinstance(t, str))
-
-    def term_values(self, values: Mapping[str, object]) -> list[tuple[int | str, int]]:
-        out: list[tuple[int | str, int]] = []
-        for term in self.terms:
-            value = values[term] if isinstance(term, str) else term
-            assert isinstance(value, int)
-            out.append((term, value))
-        return out
-
-    def evaluate(self, values: Mapping[str, object]) -> object:
-        return max(v for _, v in self.term_values(values))
-
-    def describe(self, values: Mapping[str, object]) -> str:
-        parts = [f"{t}={v!r}" if isinstance(t, str) else repr(v) for t, v in self.term_values(values)]
-        return f"max({', '.join(parts)})"
-
-
-Rule = Ref | Max
+#: What a cascade-level check reports: (severity "error" or "warning", settings, message).
+Finding = tuple[Literal["error", "warning"], tuple[str, ...], str]
+#: A check over a whole resolution, for rules that span settings (port and socket exclude each
+#: other); it must tolerate settings listed in ``resolved.errors``.
+Check = Callable[["Resolved"], Iterable[Finding]]
 
 
 @dataclass(frozen=True)
@@ -195,6 +91,7 @@ class Cascade:
     settings: tuple[Setting, ...]
     bindings: tuple[Binding, ...] = ()
     reader: str = ""
+    checks: tuple[Check, ...] = ()
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
@@ -269,8 +166,9 @@ class Cascade:
                 try:
                     values[setting.name] = setting.rule.parse(raw)
                 except ValueError as exc:
+                    refusal = setting.rule.refusal(exc) or f"{reader} raises ValueError there ({exc})"
                     errors[setting.name] = CascadeError(
-                        f"{where} is not {setting.rule.accepts}: {reader} raises ValueError there ({exc})",
+                        f"{where} is not {setting.rule.accepts}: {refusal}",
                         setting=setting.name,
                         env_var=setting.env_var,
                         value=raw,
@@ -437,6 +335,72 @@ _REPOSITORY_FLOOR = (
     "{term_value} s Dagster uses when the variable is unset"
 )
 
+_CLICK_INT = "`dagster api grpc` refuses it: click reports it is not a valid integer ({exc})"
+
+
+def _dagster_server_checks(resolved: Resolved) -> list[Finding]:
+    """The rules of `dagster api grpc` and `dagster code-server start` that span settings."""
+    found: list[Finding] = []
+    if not {"port", "socket"} & set(resolved.errors):
+        # Dagster's two checks, `not (port or (socket and not (port and socket)))` in the command
+        # and `(port or socket) and not (port and socket)` in DagsterGrpcServer, test the port's
+        # truth: a port of 0 with a socket passes both and the server listens on the socket.
+        port, socket = resolved["port"], resolved["socket"]
+        if port and socket is not None:
+            found.append(
+                (
+                    "error",
+                    ("port", "socket"),
+                    f"DAGSTER_GRPC_PORT={resolved.raw('port')!r} and DAGSTER_GRPC_SOCKET="
+                    f"{resolved.raw('socket')!r} are both set: `dagster api grpc` fails with "
+                    "CheckError 'You must pass one and only one of `port` or `socket`.'",
+                )
+            )
+        elif port == 0 and socket is None:
+            found.append(
+                (
+                    "error",
+                    ("port",),
+                    f"DAGSTER_GRPC_PORT={resolved.raw('port')!r} (port 0) with no DAGSTER_GRPC_SOCKET: "
+                    "`dagster api grpc` fails with UsageError 'You must pass one and only one of "
+                    "--port/-p or --socket/-s.'",
+                )
+            )
+    if "restart_interval" not in resolved.errors:
+        interval = resolved["restart_interval"]
+        if isinstance(interval, int) and interval <= 0:
+            found.append(
+                (
+                    "warning",
+                    ("restart_interval",),
+                    f"restart_interval {interval} <= 0: `dagster code-server start` checks its code "
+                    "server process in a busy loop, using a whole CPU core, instead of every few "
+                    "seconds",
+                )
+            )
+    if "max_workers" not in resolved.errors:
+        workers = resolved["max_workers"]
+        if isinstance(workers, int) and workers < 1:
+            found.append(
+                (
+                    "error",
+                    ("max_workers",),
+                    f"max_workers {workers} < 1: grpc's thread pool raises ValueError "
+                    "'max_workers must be greater than 0' when the server starts",
+                )
+            )
+        elif workers == 1:
+            found.append(
+                (
+                    "warning",
+                    ("max_workers",),
+                    "max_workers 1: one slow call blocks every other call to the code server, "
+                    "and `dagster api grpc --heartbeat` refuses it (it needs None or more than 1)",
+                )
+            )
+    return found
+
+
 #: Dagster 1.13's gRPC timeout cascade (``dagster/_grpc/utils.py``).
 DAGSTER = Cascade(
     name="dagster",
@@ -494,7 +458,53 @@ DAGSTER = Cascade(
             kind="bytes",
             doc="largest message a server or client sends",
         ),
+        Setting(
+            "restart_interval",
+            "DAGSTER_CODE_SERVER_AUTO_RESTART_INTERVAL",
+            5,
+            rule=WholeNumber(empty_is_unset=False),
+            doc="seconds `dagster code-server start` waits between checks of its code server "
+            "process, restarting it if it exited (read as int(os.getenv(X, '5')), so an empty "
+            "value is an error; the environment document's 30 is the default of an unused "
+            "function in dagster/_grpc/server.py)",
+        ),
+        Setting(
+            "log_exceptions",
+            "DAGSTER_CODE_SERVER_LOG_EXCEPTIONS",
+            False,
+            rule=Flag(),
+            doc="log exceptions of code server calls; any non-empty value turns it on, '0' included",
+        ),
+        Setting(
+            "port",
+            "DAGSTER_GRPC_PORT",
+            None,
+            rule=WholeNumber(reader="click.INT", refuses=_CLICK_INT),
+            doc="TCP port of `dagster api grpc` (usually given on its command line)",
+        ),
+        Setting(
+            "socket",
+            "DAGSTER_GRPC_SOCKET",
+            None,
+            rule=Text(),
+            doc="unix socket path of `dagster api grpc`; excludes port",
+        ),
+        Setting(
+            "host",
+            "DAGSTER_GRPC_HOST",
+            "localhost",
+            rule=Text(),
+            doc="host `dagster api grpc` binds",
+        ),
+        Setting(
+            "max_workers",
+            "DAGSTER_GRPC_MAX_WORKERS",
+            None,
+            rule=WholeNumber(reader="click.INT", refuses=_CLICK_INT),
+            doc="worker threads of `dagster api grpc` (None: grpc's default)",
+        ),
     ),
+    checks=(_dagster_server_checks,),
     bindings=(
         Binding(
             "dagster._grpc.client",

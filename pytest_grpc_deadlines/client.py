@@ -10,11 +10,13 @@ request header, :data:`CALL_ID_HEADER`, which pairs them with the server's recor
 from __future__ import annotations
 
 import contextvars
+import functools
 import itertools
 import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,8 +28,12 @@ __all__ = ["CALL_ID_HEADER", "RECORDER", "ClientCall", "Recorder", "install", "u
 #: The request header that pairs a client call with the test server's record of it.
 CALL_ID_HEADER = "x-grpc-deadlines-call"
 
-_GRPC_DIR = os.path.dirname(grpc.__file__)
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_GRPC_DIR = os.path.join(os.path.dirname(grpc.__file__), "")
+_PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")
+#: grpc's interceptor machinery: a frame it calls is a user interceptor, not the call's origin.
+_INTERCEPTOR_FILES = frozenset(
+    {os.path.join(_GRPC_DIR, "_interceptor.py"), os.path.join(_GRPC_DIR, "aio", "_interceptor.py")}
+)
 _ids = itertools.count(1)
 _CURRENT: contextvars.ContextVar[ClientCall | None] = contextvars.ContextVar(
     "grpc_deadlines_call", default=None
@@ -51,12 +57,21 @@ class ClientCall:
     code: grpc.StatusCode | None = None
     details: str | None = None
     elapsed: float | None = None
+    _settle: Callable[[], None] | None = field(default=None, repr=False)
 
     def finish(self, code: grpc.StatusCode | None, details: str | None) -> None:
         if self.elapsed is None:
             self.elapsed = time.monotonic() - self.started
             self.code = code
             self.details = details
+        self._settle = None
+
+    def settle(self) -> None:
+        """Finish now if the call has ended but grpc has not yet run its done callback (grpc
+        wakes the caller before it runs callbacks, so a just-consumed stream can look running)."""
+        settle = self._settle
+        if self.elapsed is None and settle is not None:
+            settle()
 
     @property
     def done(self) -> bool:
@@ -135,19 +150,36 @@ RECORDER = Recorder()
 
 
 def _site() -> tuple[str, bool]:
-    """The first frame outside grpc and this package; internal when there is none."""
+    """The frame that called into grpc: the first one outside grpc and this package, skipping
+    user interceptors (frames grpc's interceptor machinery called); internal when there is none."""
     frame: Any = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
-        if not filename.startswith((_GRPC_DIR, _PACKAGE_DIR)) and "importlib" not in filename:
+        back = frame.f_back
+        if (
+            not filename.startswith((_GRPC_DIR, _PACKAGE_DIR))
+            and not filename.startswith("<frozen importlib")
+            and (back is None or back.f_code.co_filename not in _INTERCEPTOR_FILES)
+        ):
             return f"{_relative(filename)}:{frame.f_lineno}", False
-        frame = frame.f_back
+        frame = back
     return "<pytest-grpc-deadlines>", True
 
 
 def _relative(path: str) -> str:
+    """``path`` relative to the working directory when inside it, else as it is."""
     try:
-        relative = os.path.relpath(path)
+        cwd = os.getcwd()
+    except OSError:  # the working directory was removed
+        return path
+    return _relative_to(path, cwd)
+
+
+@functools.lru_cache(maxsize=1024)
+def _relative_to(path: str, cwd: str) -> str:
+    # Memoised: os.path.relpath takes ~7 us, over half of what recording a call costs.
+    try:
+        relative = os.path.relpath(path, cwd)
     except ValueError:
         return path
     return path if relative.startswith("..") else relative
@@ -197,6 +229,59 @@ def _finish_from(record: ClientCall) -> Callable[[Any], None]:
     return done
 
 
+def _watch(record: ClientCall, call: Any, finish: Callable[[Any], None]) -> None:
+    """Finish ``record`` when ``call`` ends; :meth:`ClientCall.settle` may finish it first. The
+    record keeps only a weak reference to the call."""
+    try:
+        ref: Callable[[], Any] = weakref.ref(call)
+    except TypeError:
+        ref = lambda: None  # noqa: E731
+
+    def settle() -> None:
+        target = ref()
+        done = getattr(target, "done", None)
+        try:
+            ended = callable(done) and bool(done())
+        except Exception:
+            return
+        if ended:
+            finish(target)
+
+    record._settle = settle
+    call.add_done_callback(finish)
+
+
+def _watch_sync(record: ClientCall, call: Any) -> None:
+    """:func:`_watch` for a sync call object (a stream or a future).
+
+    grpc cancels such a call when the caller drops it, but ``add_done_callback`` stores the call
+    itself in the call's state, which the channel holds until the call ends: the dropped call
+    would run on. So the callback goes on that state directly, holding neither the call nor a
+    way back to it; without that state (another grpc), ``add_done_callback`` it is.
+    """
+    state: Any = getattr(call, "_state", None)
+    condition = getattr(state, "condition", None)
+    if condition is None or not isinstance(getattr(state, "callbacks", None), list):
+        _watch(record, call, _finish_from(record))
+        return
+
+    def finish() -> None:
+        details = state.details
+        text = details.decode("utf-8", "replace") if isinstance(details, bytes) else details
+        record.finish(state.code, text)
+
+    def settle() -> None:
+        if state.code is not None:
+            finish()
+
+    record._settle = settle
+    with condition:
+        if state.code is None and state.callbacks is not None:
+            state.callbacks.append(finish)
+            return
+    finish()
+
+
 class _MultiCallable:
     """Wraps one sync multicallable; records each invocation."""
 
@@ -232,7 +317,7 @@ class _MultiCallable:
         if self._streaming_response:
             record, named = self._start(args, kwargs)
             call = self._inner(request, **named)
-            call.add_done_callback(_finish_from(record))
+            _watch_sync(record, call)
             return call
         record, result = self._blocking(self._inner, request, args, kwargs)
         record.finish(grpc.StatusCode.OK, None)
@@ -246,7 +331,7 @@ class _MultiCallable:
     def future(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         record, named = self._start(args, kwargs)
         future = self._inner.future(request, **named)
-        future.add_done_callback(_finish_from(record))
+        _watch_sync(record, future)
         return future
 
     _streaming_response = False
@@ -350,7 +435,7 @@ class _AioMultiCallable:
             call = self._inner(request, **named) if request is not None else self._inner(**named)
         finally:
             _CURRENT.reset(token)
-        call.add_done_callback(_aio_finish_from(record))
+        _watch(record, call, _aio_finish_from(record))
         return call
 
 
@@ -363,10 +448,12 @@ class _SentTimeout:
             record.timeout = None if details.timeout is None else float(details.timeout)
 
 
-def _aio_interceptors() -> list[Any]:
+def _aio_interceptors(user: Any) -> list[Any]:
+    """Ours, innermost, for each kind of call the caller's own interceptors intercept (a kind
+    they leave alone stays a plain call, its timeout the one given)."""
     if not _AIO_INTERCEPTORS:
         _AIO_INTERCEPTORS.extend(_make_aio_interceptors())
-    return list(_AIO_INTERCEPTORS)
+    return [ours for ours in _AIO_INTERCEPTORS if any(isinstance(u, ours.kind) for u in user)]
 
 
 _AIO_INTERCEPTORS: list[Any] = []
@@ -376,21 +463,29 @@ def _make_aio_interceptors() -> list[Any]:
     import grpc.aio
 
     class UnaryUnary(_SentTimeout, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+        kind = grpc.aio.UnaryUnaryClientInterceptor
+
         async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
             self._note(details)
             return await continuation(details, request)
 
     class UnaryStream(_SentTimeout, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+        kind = grpc.aio.UnaryStreamClientInterceptor
+
         async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
             self._note(details)
             return await continuation(details, request)
 
     class StreamUnary(_SentTimeout, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
+        kind = grpc.aio.StreamUnaryClientInterceptor
+
         async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
             self._note(details)
             return await continuation(details, requests)
 
     class StreamStream(_SentTimeout, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]
+        kind = grpc.aio.StreamStreamClientInterceptor
+
         async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
             self._note(details)
             return await continuation(details, requests)
@@ -476,14 +571,18 @@ def _is_intercepted(channel: Any) -> bool:
     return False
 
 
-def _wrap_aio(original: Callable[..., Any]) -> Callable[..., Any]:
+def _wrap_aio(original: Callable[..., Any], position: int) -> Callable[..., Any]:
+    """``position``: where ``interceptors`` sits among the positional arguments (3 for
+    ``insecure_channel``, 4 for ``secure_channel``, after ``credentials``)."""
+
     def create(*args: Any, **kwargs: Any) -> Any:
         interceptors = kwargs.get("interceptors")
-        if interceptors is None and len(args) >= 4:
-            interceptors = args[3]
-            args = args[:3]
+        if len(args) > position:
+            interceptors = args[position]
+            args = args[:position]
         if interceptors:
-            kwargs["interceptors"] = [*interceptors, *_aio_interceptors()]
+            interceptors = list(interceptors)
+            kwargs["interceptors"] = [*interceptors, *_aio_interceptors(interceptors)]
         return RecordingAioChannel(original(*args, **kwargs), _target_of(args, kwargs))
 
     create.__wrapped__ = original  # type: ignore[attr-defined]
@@ -504,8 +603,8 @@ def install() -> None:
             (grpc, "insecure_channel", _wrap_sync),
             (grpc, "secure_channel", _wrap_sync),
             (grpc, "intercept_channel", _wrap_intercept),
-            (grpc.aio, "insecure_channel", _wrap_aio),
-            (grpc.aio, "secure_channel", _wrap_aio),
+            (grpc.aio, "insecure_channel", lambda original: _wrap_aio(original, 3)),
+            (grpc.aio, "secure_channel", lambda original: _wrap_aio(original, 4)),
         ]
         for module, name, wrap in patches:
             original = getattr(module, name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -11,8 +13,19 @@ __all__ = ["INT32_MAX", "Violation", "check"]
 
 #: grpc keeps message limits in a C int: larger values raise OverflowError at creation.
 INT32_MAX = 2_147_483_647
-#: grpc fails a call at once when its timeout is this large (grpc#26236).
+#: grpc fails a call at once when its timeout is this large or infinite (grpc#26236).
 UNREPRESENTABLE_TIMEOUT = 1e10
+#: grpc turns a timeout into a wall-clock deadline in int64 nanoseconds since the epoch: one that
+#: lands past 2**63 ns (about 7.4e9 s from now, in 2026) fails the call at once too.
+_LAST_DEADLINE = 2**63 / 1e9
+
+
+def representable(timeout: float, now: float | None = None) -> bool:
+    """Whether grpc can represent a call's ``timeout`` started at ``now`` (epoch seconds)."""
+    if not math.isfinite(timeout) or timeout >= UNREPRESENTABLE_TIMEOUT:
+        return False
+    return (time.time() if now is None else now) + timeout < _LAST_DEADLINE
+
 
 Severity = Literal["error", "warning"]
 
@@ -45,6 +58,10 @@ def check(resolved: Resolved) -> list[Violation]:
             out.extend(_byte_limit(setting, value))
         if isinstance(setting.default, Max) and resolved.is_explicit(setting.name):
             out.extend(_floor(resolved, setting, setting.default, value))
+    for cascade_check in resolved.cascade.checks:
+        out.extend(
+            Violation(severity, settings, message) for severity, settings, message in cascade_check(resolved)
+        )
     return out
 
 
@@ -57,10 +74,11 @@ def _timeout(setting: Setting, value: int) -> list[Violation]:
             f"{name} 0: every call with this timeout fails with DEADLINE_EXCEEDED unless it "
             "returns instantly (grpcio lets those through)"
         )
-    elif value >= UNREPRESENTABLE_TIMEOUT:
+    elif not representable(value):
         text = (
-            f"{name} {value} >= 1e10 s: grpc cannot represent the deadline and fails every "
-            "call with this timeout at once with DEADLINE_EXCEEDED"
+            f"{name} {value}: grpc cannot represent a deadline that far (1e10 s and more, or past "
+            "2**63 ns since the epoch: about 7.4e9 s from now) and fails every call with this "
+            "timeout at once with DEADLINE_EXCEEDED"
         )
     else:
         return []

@@ -77,9 +77,10 @@ def _marker_signature(cascade: Cascade) -> str:
     keywords = ", ".join(f"{name}=..." for name in cascade.names)
     return (
         f"grpc_timeouts(*, {keywords}, inherit=False): set the {cascade.name} cascade's "
-        "environment variables for this test only (int/float values, str written verbatim, "
-        "None removes the variable); every other cascade variable is removed unless "
-        "inherit=True. The grpc_timeouts fixture gives the resolved values and their sources."
+        "environment variables for this test only (int/float values, True/False for a Flag "
+        "setting, str written verbatim, None removes the variable); every other cascade "
+        "variable is removed unless inherit=True. The grpc_timeouts fixture gives the resolved "
+        "values and their sources."
     )
 
 
@@ -111,6 +112,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from . import fixtures
 
     config.pluginmanager.register(fixtures, "grpc_deadlines.fixtures")
+    from . import fake  # imports grpc_testing only when a fake server is made
+
+    config.pluginmanager.register(fake, "grpc_deadlines.fake")
     if importlib.util.find_spec("pytest_asyncio") is not None:  # asyncio fixtures need it
         from . import aio_fixtures
 

@@ -361,7 +361,7 @@ class GrpcTestServer(ServerBase):
 
         return handle
 
-    def _wrap(self, method: str, handler: Any) -> Any:
+    def _response_serializer(self, handler: Any) -> Any:
         serialize = handler.response_serializer
 
         def serializer(response: Any) -> Any:
@@ -369,22 +369,7 @@ class GrpcTestServer(ServerBase):
                 return b""
             return serialize(response) if serialize is not None else response
 
-        kwargs = {"request_deserializer": handler.request_deserializer, "response_serializer": serializer}
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary_response(method, handler.unary_unary), **kwargs
-            )
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                self._unary_response(method, handler.stream_unary), **kwargs
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream_response(method, handler.unary_stream), **kwargs
-            )
-        return grpc.stream_stream_rpc_method_handler(
-            self._stream_response(method, handler.stream_stream), **kwargs
-        )
+        return serializer
 
 
 class _FirstRecorded(Iterator[Any]):

@@ -304,6 +304,38 @@ class ServerBase:
     def _release_all(self) -> None:
         raise NotImplementedError
 
+    # handling -------------------------------------------------------------------------------
+    def _unary_response(self, full: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        raise NotImplementedError
+
+    def _stream_response(self, full: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        raise NotImplementedError
+
+    def _response_serializer(self, handler: Any) -> Any:
+        return handler.response_serializer
+
+    def _wrap(self, method: str, handler: Any) -> Any:
+        """The recording, behaviour-injecting handler around ``handler`` (same shape)."""
+        kwargs = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": self._response_serializer(handler),
+        }
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary_response(method, handler.unary_unary), **kwargs
+            )
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                self._unary_response(method, handler.stream_unary), **kwargs
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream_response(method, handler.unary_stream), **kwargs
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            self._stream_response(method, handler.stream_stream), **kwargs
+        )
+
     def reset(self) -> None:
         """Forget behaviour and records, and release every held or sleeping handler."""
         self._release_all()

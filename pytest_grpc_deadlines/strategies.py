@@ -3,9 +3,16 @@
 ``environs()`` draws environment mappings holding a cascade's variables: absent, empty, valid,
 at the edges (0, negative, whitespace-padded, "+5", "1_000", non-ASCII digits ``int()`` accepts)
 and, with ``include_invalid=True``, values the reader refuses.
+
+``deadline_scenarios()`` draws :class:`DeadlineScenario` s: a server delay against a client
+timeout, with the verdict the pair of records should get.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
@@ -13,7 +20,16 @@ from hypothesis.errors import InvalidArgument
 from .cascade import DAGSTER, Cascade, Setting, WholeNumber
 from .conformance import assert_cascade_conforms
 
-__all__ = ["assert_cascade_conforms", "environs", "setting_texts"]
+if TYPE_CHECKING:  # verdicts imports grpc; strategies stays light to import
+    from .verdicts import Verdict
+
+__all__ = [
+    "DeadlineScenario",
+    "assert_cascade_conforms",
+    "deadline_scenarios",
+    "environs",
+    "setting_texts",
+]
 
 _DIGIT_SETS = ("0123456789", "٠١٢٣٤٥٦٧٨٩", "۰۱۲۳۴۵۶۷۸۹", "０１２３４５６７８９")
 _INVALID_WHOLE = (" ", "1.5", "1e3", "abc", "0x10", "5s", "- 5", "1__0", "∞")
@@ -89,6 +105,126 @@ def environs(
         return st.fixed_dictionaries(
             {},
             optional={s.env_var: _setting_texts(s, include_invalid) for s in cascade},
+        )
+
+    return st.deferred(build)
+
+
+# deadline scenarios ---------------------------------------------------------------------------
+
+#: The race band's floor and its share of the timeout (DESIGN.md, "Not goals"): grpc's deadline
+#: errors arrive a few ms late idle and 24 to 41 ms late with the CPUs oversubscribed.
+RACE_BAND_FLOOR = 0.05
+RACE_BAND_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class DeadlineScenario:
+    """A server delay against a client timeout, and the verdict the pair of records gets.
+
+    The server waits ``delay`` seconds ``when="before"`` the servicer runs or ``"after"`` it,
+    waking when the client goes away if ``honor_cancellation``; the client calls with
+    ``timeout``. Within :attr:`band` seconds of the deadline either side of the race may win,
+    so :attr:`predicted_verdict` is None there and :attr:`accepted_verdicts` holds every verdict
+    the race can give. A client OK comes with a server OK wherever the delay ends.
+    """
+
+    delay: float
+    timeout: float
+    when: Literal["before", "after"]
+    honor_cancellation: bool
+
+    def __post_init__(self) -> None:
+        for name in ("delay", "timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name}={value!r} must be a finite number of seconds")
+        if self.delay < 0:
+            raise ValueError(f"delay={self.delay!r} must not be negative")
+        if self.timeout <= 0:
+            raise ValueError(f"timeout={self.timeout!r} must be positive")
+        if self.when not in ("before", "after"):
+            raise ValueError(f"when={self.when!r} is not accepted; use 'before' or 'after'")
+        if not isinstance(self.honor_cancellation, bool):
+            raise ValueError(f"honor_cancellation={self.honor_cancellation!r} must be True or False")
+
+    @property
+    def band(self) -> float:
+        """Half-width of the race band around the deadline: max(50 ms, 25% of the timeout)."""
+        return max(RACE_BAND_FLOOR, RACE_BAND_SHARE * self.timeout)
+
+    @property
+    def in_race_band(self) -> bool:
+        """Whether the delay ends within :attr:`band` of the deadline (either side may win)."""
+        return not (self.delay + self.band < self.timeout or self.delay > self.timeout + self.band)
+
+    @property
+    def late_verdict(self) -> Verdict:
+        """The verdict when the deadline passes before the delay ends."""
+        if self.when == "before" and self.honor_cancellation:
+            return "agreed-failure"  # the delay wakes, abandons the call: the servicer never runs
+        # "before" ignoring cancellation: the handler sleeps on, then runs the servicer and ends
+        # OK; "after": the servicer already ran and the handler ends OK. The client gave up.
+        return "disagreement"
+
+    @property
+    def predicted_verdict(self) -> Verdict | None:
+        """The verdict outside the race band; None inside it."""
+        if self.delay + self.band < self.timeout:
+            return "agreed-ok"
+        if self.delay > self.timeout + self.band:
+            return self.late_verdict
+        return None
+
+    @property
+    def accepted_verdicts(self) -> frozenset[Verdict]:
+        """The prediction outside the band. Inside it "agreed-ok", :attr:`late_verdict` and
+        "disagreement": a cancellation-aware delay can end just before the server learns of the
+        deadline, so the servicer runs and ends OK after the client gave up (seen with the CPUs
+        oversubscribed: delay 134 ms, timeout 130 ms)."""
+        predicted = self.predicted_verdict
+        if predicted is None:
+            return frozenset(("agreed-ok", "disagreement", self.late_verdict))
+        return frozenset((predicted,))
+
+
+def _milliseconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidArgument(f"{name}={value!r} must be a finite number of seconds")
+    if value < 0:
+        raise InvalidArgument(f"{name}={value!r} must not be negative")
+    return round(value * 1000, 6)  # 0.1 * 1000 is 100.00000000000001: not a reason to skip 100
+
+
+def deadline_scenarios(
+    *, min_timeout: float = 0.1, max_timeout: float = 0.3, max_delay: float = 0.5
+) -> st.SearchStrategy[DeadlineScenario]:
+    """:class:`DeadlineScenario` s with timeouts in ``[min_timeout, max_timeout]`` and delays in
+    ``[0, max_delay]``, whole milliseconds. Each costs up to max(delay, timeout) seconds to run.
+
+    The 100 ms timeout floor is deliberate: with the CPUs oversubscribed a 20 ms call sometimes
+    expired before the server saw it. Bad arguments raise ``InvalidArgument`` when drawn from.
+    """
+
+    def build() -> st.SearchStrategy[DeadlineScenario]:
+        low = math.ceil(_milliseconds("min_timeout", min_timeout))
+        high = math.floor(_milliseconds("max_timeout", max_timeout))
+        delay = math.floor(_milliseconds("max_delay", max_delay))
+        if low < 1:
+            raise InvalidArgument(f"min_timeout={min_timeout!r} must be at least 0.001 (1 ms)")
+        if min_timeout > max_timeout:
+            raise InvalidArgument(f"min_timeout={min_timeout!r} must not exceed max_timeout={max_timeout!r}")
+        if low > high:
+            raise InvalidArgument(
+                f"no whole millisecond lies between min_timeout={min_timeout!r} "
+                f"and max_timeout={max_timeout!r}"
+            )
+        return st.builds(
+            DeadlineScenario,
+            delay=st.integers(0, delay).map(lambda ms: ms / 1000),
+            timeout=st.integers(low, high).map(lambda ms: ms / 1000),
+            when=st.sampled_from(("before", "after")),
+            honor_cancellation=st.booleans(),
         )
 
     return st.deferred(build)

@@ -54,7 +54,10 @@ class CallLog(Sequence[ClientCall]):
         self._recorder = recorder
 
     def _calls(self) -> list[ClientCall]:
-        return self._recorder.calls_of(self._nodeid)
+        calls = self._recorder.calls_of(self._nodeid)
+        for call in calls:
+            call.settle()
+        return calls
 
     @overload
     def __getitem__(self, index: int) -> ClientCall: ...

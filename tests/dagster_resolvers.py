@@ -1,14 +1,20 @@
-"""A copy of Dagster 1.13.29's timeout resolver functions (``dagster/_grpc/utils.py``).
+"""A copy of Dagster 1.13.29's resolver functions for the DAGSTER cascade.
+
+The timeouts and byte limits come from ``dagster/_grpc/utils.py``, the restart interval from
+``dagster/_cli/proxy_server_manager.py`` (the one ``dagster code-server start`` uses) and the
+exception-logging switch from ``dagster/_grpc/server.py``.
 
 Used to test the conformance helper against the real rules without installing Dagster; the
 ``dagster`` tox environment checks the same model against Dagster's own functions
 (``tests/dagster_conformance/test_dagster_conformance.py``). The function bodies and constants are Dagster's,
-verbatim but for line wrapping; only the grace function's return annotation, which Dagster
-omits, is added.
+verbatim but for line wrapping; only the return annotations of the grace function and of
+``_maybe_log_exception``, which Dagster omits, are added. ``code_server_logs_exceptions`` is
+not Dagster's: it turns ``_maybe_log_exception`` into a resolver.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 
@@ -83,6 +89,47 @@ def default_grpc_server_shutdown_grace_period() -> int:
     return max(default_grpc_timeout(), default_schedule_grpc_timeout(), default_sensor_grpc_timeout())
 
 
+# dagster/_cli/proxy_server_manager.py
+
+
+def get_auto_restart_code_server_interval() -> int:
+    return int(os.getenv("DAGSTER_CODE_SERVER_AUTO_RESTART_INTERVAL", "5"))
+
+
+# dagster/_grpc/server.py
+
+
+def _maybe_log_exception(logger: logging.Logger, call_name: str) -> None:
+    if not os.getenv("DAGSTER_CODE_SERVER_LOG_EXCEPTIONS"):
+        return
+
+    logger.exception(f"Exception during {call_name} code server call")
+
+
+class RecordingHandler(logging.Handler):
+    """Keeps the records it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def logs_exceptions(maybe_log_exception: Callable[[logging.Logger, str], None]) -> bool:
+    """Whether ``maybe_log_exception`` logs, given a logger of its own that records."""
+    handler = RecordingHandler()
+    logger = logging.Logger("pytest_grpc_deadlines.recording")  # not registered: no parents
+    logger.addHandler(handler)
+    maybe_log_exception(logger, "Ping")
+    return bool(handler.records)
+
+
+def code_server_logs_exceptions() -> bool:
+    return logs_exceptions(_maybe_log_exception)
+
+
 #: Setting name of ``pytest_grpc_deadlines.DAGSTER`` -> the Dagster function that resolves it.
 RESOLVERS: dict[str, Callable[[], object]] = {
     "default": default_grpc_timeout,
@@ -92,4 +139,6 @@ RESOLVERS: dict[str, Callable[[], object]] = {
     "grace": default_grpc_server_shutdown_grace_period,
     "max_rx_bytes": max_rx_bytes,
     "max_send_bytes": max_send_bytes,
+    "restart_interval": get_auto_restart_code_server_interval,
+    "log_exceptions": code_server_logs_exceptions,
 }

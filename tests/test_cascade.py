@@ -25,6 +25,12 @@ SENSOR = "DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS"
 GRACE = "DAGSTER_GRPC_SHUTDOWN_GRACE_PERIOD"
 RX = "DAGSTER_GRPC_MAX_RX_BYTES"
 SEND = "DAGSTER_GRPC_MAX_SEND_BYTES"
+RESTART = "DAGSTER_CODE_SERVER_AUTO_RESTART_INTERVAL"
+LOG_EXCEPTIONS = "DAGSTER_CODE_SERVER_LOG_EXCEPTIONS"
+PORT = "DAGSTER_GRPC_PORT"
+SOCKET = "DAGSTER_GRPC_SOCKET"
+HOST = "DAGSTER_GRPC_HOST"
+MAX_WORKERS = "DAGSTER_GRPC_MAX_WORKERS"
 
 DEFAULTS = {
     "default": 60,
@@ -34,6 +40,12 @@ DEFAULTS = {
     "grace": 60,
     "max_rx_bytes": 100_000_000,
     "max_send_bytes": 100_000_000,
+    "restart_interval": 5,
+    "log_exceptions": False,
+    "port": None,
+    "socket": None,
+    "host": "localhost",
+    "max_workers": None,
 }
 
 
@@ -53,8 +65,28 @@ def test_dagster_cascade_names_and_env_vars_are_dagsters() -> None:
         "grace",
         "max_rx_bytes",
         "max_send_bytes",
+        "restart_interval",
+        "log_exceptions",
+        "port",
+        "socket",
+        "host",
+        "max_workers",
     )
-    assert DAGSTER.env_vars == (GRPC, REPOSITORY, SCHEDULE, SENSOR, GRACE, RX, SEND)
+    assert DAGSTER.env_vars == (
+        GRPC,
+        REPOSITORY,
+        SCHEDULE,
+        SENSOR,
+        GRACE,
+        RX,
+        SEND,
+        RESTART,
+        LOG_EXCEPTIONS,
+        PORT,
+        SOCKET,
+        HOST,
+        MAX_WORKERS,
+    )
 
 
 def test_empty_environment_gives_dagsters_defaults() -> None:
@@ -99,11 +131,20 @@ def test_byte_limits_are_read_from_their_variables() -> None:
     assert (resolved.max_rx_bytes, resolved.max_send_bytes) == (200, -1)
 
 
-@pytest.mark.parametrize("env_var", DAGSTER.env_vars)
+@pytest.mark.parametrize("env_var", [v for v in DAGSTER.env_vars if v != RESTART])
 def test_empty_string_counts_as_unset(env_var: str) -> None:
     resolved = DAGSTER.resolve({env_var: ""})
     assert values(resolved) == DEFAULTS
     assert not resolved.errors
+
+
+def test_empty_restart_interval_is_an_error_as_int_of_getenv_with_a_default() -> None:
+    # int(os.getenv(X, "5")): the default applies only when the variable is absent.
+    resolved = DAGSTER.resolve({RESTART: ""})
+    assert set(resolved.errors) == {"restart_interval"}
+    assert resolved.is_explicit("restart_interval")
+    with pytest.raises(CascadeError, match=RESTART):
+        resolved.restart_interval  # noqa: B018
 
 
 @pytest.mark.parametrize(
@@ -244,7 +285,7 @@ def test_resolved_supports_attribute_and_mapping_access() -> None:
     resolved = DAGSTER.resolve({SENSOR: "5"})
     assert resolved.sensor == resolved["sensor"] == 5
     assert list(resolved) == list(DAGSTER.names)
-    assert len(resolved) == 7
+    assert len(resolved) == 13
     assert "sensor" in resolved
     assert "nope" not in resolved
     assert dict(resolved.items())["sensor"] == 5
@@ -304,6 +345,8 @@ def test_environ_with_base_replaces_the_cascade_variables_of_the_base() -> None:
 def test_resolve_does_not_read_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(SENSOR, "5")
     monkeypatch.setenv(GRPC, "abc")
+    monkeypatch.setenv(RESTART, "")
+    monkeypatch.setenv(PORT, "4266")
     resolved = DAGSTER.resolve({})
     assert values(resolved) == DEFAULTS
 

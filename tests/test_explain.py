@@ -23,6 +23,10 @@ from pytest_grpc_deadlines import explain
 SENSOR = "DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS"
 GRACE = "DAGSTER_GRPC_SHUTDOWN_GRACE_PERIOD"
 GRPC = "DAGSTER_GRPC_TIMEOUT_SECONDS"
+RESTART = "DAGSTER_CODE_SERVER_AUTO_RESTART_INTERVAL"
+LOG_EXCEPTIONS = "DAGSTER_CODE_SERVER_LOG_EXCEPTIONS"
+PORT = "DAGSTER_GRPC_PORT"
+SOCKET = "DAGSTER_GRPC_SOCKET"
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,32 @@ def test_command_loads_a_user_cascade(user_cascade: Path) -> None:
     assert "warning: slow 5 < 30" in result.out
 
 
+def test_command_exits_2_for_an_empty_restart_interval() -> None:
+    # int(os.getenv(X, "5")) parses the empty string: Dagster's ValueError, not the default.
+    result = run_command("explain", environ={RESTART: ""})
+    assert result.code == 2, result
+    assert f"error: {RESTART}='' (environment) is not a whole number" in result.out
+    assert "Dagster itself raises ValueError there" in result.out
+
+
+def test_command_exits_0_for_an_empty_timeout() -> None:
+    # ``if os.getenv(X):`` reads the empty string as unset.
+    result = run_command("explain", environ={GRPC: ""})
+    assert result.code == 0, result
+    assert f"({GRPC}='' counts as unset)" in result.out
+    assert "no errors, no warnings" in result.out
+
+
+def test_command_exits_2_when_port_and_socket_are_both_set() -> None:
+    result = run_command("explain", environ={PORT: "4266", SOCKET: "/tmp/s"})
+    assert result.code == 2, result
+    errors = [line for line in result.out.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.out
+    assert f"{PORT}='4266'" in errors[0]
+    assert f"{SOCKET}='/tmp/s'" in errors[0]
+    assert "You must pass one and only one of `port` or `socket`." in errors[0]
+
+
 # Text output
 
 
@@ -178,6 +208,31 @@ def test_environment_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch) -> 
     assert f"{SENSOR}='abc'" in out.getvalue()
 
 
+def test_port_zero_without_a_socket_exits_2_quoting_dagster() -> None:
+    result = run(["explain"], {PORT: "0"})
+    assert result.code == 2
+    assert "You must pass one and only one of --port/-p or --socket/-s." in result.out
+
+
+def test_a_port_or_a_socket_alone_exits_0() -> None:
+    assert run(["explain"], {PORT: "4266"}).code == 0
+    assert run(["explain"], {SOCKET: "/tmp/s"}).code == 0
+
+
+@pytest.mark.parametrize("text", ["0", "-3"])
+def test_restart_interval_at_or_below_zero_exits_1_with_its_consequence(text: str) -> None:
+    result = run(["explain"], {RESTART: text})
+    assert result.code == 1
+    assert f"warning: restart_interval {int(text)} <= 0" in result.out
+    assert "busy loop" in result.out
+
+
+def test_exception_logging_shows_on_for_zero() -> None:
+    lines = run(["explain"], {LOG_EXCEPTIONS: "0"}).out.splitlines()
+    row = next(line.split() for line in lines if line.split()[:1] == ["log_exceptions"])
+    assert row == ["log_exceptions", "True", f"{LOG_EXCEPTIONS}='0'", "(environment)"]
+
+
 # JSON output
 
 
@@ -194,6 +249,12 @@ def test_json_output_has_settings_violations_and_exit_code() -> None:
         "grace",
         "max_rx_bytes",
         "max_send_bytes",
+        "restart_interval",
+        "log_exceptions",
+        "port",
+        "socket",
+        "host",
+        "max_workers",
     ]
     sensor = doc["settings"][3]
     assert sensor == {
@@ -217,6 +278,14 @@ def test_json_output_reports_an_invalid_setting() -> None:
     sensor = doc["settings"][3]
     assert (sensor["raw"], sensor["value"]) == ("abc", None)
     assert "Dagster itself raises ValueError there" in sensor["error"]
+
+
+def test_json_output_lists_port_and_socket_on_their_shared_error() -> None:
+    doc = json.loads(run(["explain", "--json"], {PORT: "4266", SOCKET: "/tmp/s"}).out)
+    assert doc["exit_code"] == 2
+    assert [(v["severity"], v["settings"]) for v in doc["violations"]] == [("error", ["port", "socket"])]
+    port = next(s for s in doc["settings"] if s["name"] == "port")
+    assert (port["raw"], port["value"], port["error"]) == ("4266", 4266, None)
 
 
 def test_json_output_for_a_clean_environment() -> None:

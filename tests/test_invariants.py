@@ -92,11 +92,26 @@ def test_zero_default_warns_for_every_timeout_it_reaches() -> None:
 def test_timeout_of_1e10_seconds_is_a_warning() -> None:
     found = only({REPOSITORY: str(10**10)})
     assert (found.severity, found.settings) == ("warning", ("repository",))
-    assert ">= 1e10 s: grpc cannot represent the deadline" in found.message
+    assert "repository 10000000000: grpc cannot represent a deadline that far" in found.message
 
 
-def test_timeout_just_below_1e10_is_fine() -> None:
-    assert violations({REPOSITORY: str(10**10 - 1)}) == []
+def test_timeout_landing_past_int64_nanoseconds_is_a_warning() -> None:
+    """grpc keeps deadlines as int64 ns since the epoch: 8e9 s from now is past 2**63 ns."""
+    found = only({REPOSITORY: str(8 * 10**9)})
+    assert "grpc cannot represent a deadline that far" in found.message
+
+
+def test_timeout_of_a_billion_seconds_is_fine() -> None:
+    assert violations({REPOSITORY: str(10**9)}) == []
+
+
+def test_representable_depends_on_when_the_call_starts() -> None:
+    from pytest_grpc_deadlines.invariants import representable
+
+    assert representable(7e9, now=0.0)
+    assert not representable(7e9, now=2.3e9)
+    assert not representable(float("inf"), now=0.0)
+    assert not representable(1e10, now=0.0)
 
 
 def test_max_rx_bytes_zero_is_a_warning() -> None:

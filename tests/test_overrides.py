@@ -14,7 +14,11 @@ from pytest_grpc_deadlines.overrides import (
 )
 
 ORIGIN = "marker on test_x"
-KEYWORDS = "default, repository, schedule, sensor, grace, max_rx_bytes, max_send_bytes, inherit"
+NAMES = (
+    "default, repository, schedule, sensor, grace, max_rx_bytes, max_send_bytes, "
+    "restart_interval, log_exceptions, port, socket, host, max_workers"
+)
+KEYWORDS = f"{NAMES}, inherit"
 STRICT = Cascade("strict", (Setting("restart", "MY_RESTART", 5, rule=WholeNumber(empty_is_unset=False)),))
 
 
@@ -112,9 +116,7 @@ def test_assignment_refuses_an_entry_that_is_not_name_value(entry: str) -> None:
         parse_assignments(DAGSTER, [entry], "--grpc-timeout")
     message = str(info.value)
     assert message.startswith(f"--grpc-timeout: {entry!r} is not NAME=VALUE (e.g. ")
-    assert message.endswith(
-        "accepted names: default, repository, schedule, sensor, grace, max_rx_bytes, max_send_bytes"
-    )
+    assert message.endswith(f"accepted names: {NAMES}")
 
 
 def test_assignment_refuses_an_unknown_setting() -> None:

@@ -11,7 +11,10 @@ import pytest
 from pytest_grpc_deadlines import DAGSTER
 
 QUIET = ("-p", "no:asyncio", "-p", "no:hypothesispytest", "-p", "no:cacheprovider")
-NAMES = "default, repository, schedule, sensor, grace, max_rx_bytes, max_send_bytes"
+NAMES = (
+    "default, repository, schedule, sensor, grace, max_rx_bytes, max_send_bytes, "
+    "restart_interval, log_exceptions, port, socket, host, max_workers"
+)
 KEYWORDS = f"{NAMES}, inherit"
 ACCEPTED_TYPES = (
     "accepted: an int, a float with a whole value, a str written to the variable verbatim, "

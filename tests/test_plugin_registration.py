@@ -64,7 +64,8 @@ def test_markers_lists_grpc_timeouts_signature(pytester: pytest.Pytester) -> Non
     result.stdout.fnmatch_lines(
         [
             "@pytest.mark.grpc_timeouts(*, default=..., repository=..., schedule=..., sensor=..., "
-            "grace=..., max_rx_bytes=..., max_send_bytes=..., inherit=False): set the dagster *"
+            "grace=..., max_rx_bytes=..., max_send_bytes=..., restart_interval=..., log_exceptions=..., "
+            "port=..., socket=..., host=..., max_workers=..., inherit=False): set the dagster *"
         ]
     )
 

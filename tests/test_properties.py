@@ -96,8 +96,17 @@ def test_every_setting_is_either_a_value_or_an_error(environ: dict[str, str]) ->
     for name in resolved:
         if name in resolved.errors:
             assert resolved.errors[name].setting == name
+            continue
+        value = resolved[name]
+        if name == "log_exceptions":
+            assert isinstance(value, bool)
+        elif name in ("socket", "host"):
+            assert isinstance(value, str) or (value is None and name == "socket")
+        elif name in ("port", "max_workers"):
+            assert value is None or (isinstance(value, int) and not isinstance(value, bool))
         else:
-            assert isinstance(resolved[name], int)
+            assert isinstance(value, int)
+            assert not isinstance(value, bool)
 
 
 @PROPERTY

@@ -64,7 +64,10 @@ def test_environs_with_invalid_values_draws_only_cascade_variables_holding_text(
 def test_environs_without_invalid_values_always_resolves_without_errors(environ: dict[str, str]) -> None:
     resolved = DAGSTER.resolve(environ)
     assert not resolved.errors
-    assert all(v.severity == "warning" for v in check(resolved))
+    # Every value parses; the only errors left are the server rules over valid values (port
+    # and socket together, port 0 alone, max_workers below 1), which no single text avoids.
+    errors = [v for v in check(resolved) if v.severity == "error"]
+    assert all(set(v.settings) <= {"port", "socket", "max_workers"} for v in errors), errors
 
 
 @FEW
@@ -83,8 +86,10 @@ def test_environs_with_invalid_values_finds_values_the_reader_refuses() -> None:
 def test_environs_with_invalid_values_finds_byte_limits_grpc_refuses() -> None:
     environ = find(
         environs(include_invalid=True),
-        lambda e: (
-            any(v.severity == "error" for v in check(DAGSTER.resolve(e))) and not DAGSTER.resolve(e).errors
+        # Other variables may hold refused values too: only the byte limit's violation counts.
+        lambda e: any(
+            v.settings[0] in ("max_rx_bytes", "max_send_bytes") and "OverflowError" in v.message
+            for v in check(DAGSTER.resolve(e))
         ),
         settings=SEARCH,
     )

@@ -1,0 +1,221 @@
+"""Benchmark the client-side call recording: a recorded channel against an unrecorded one.
+
+Run ``python benchmarks/recording.py`` (``--scale 0.25`` for a quick look). Both channels dial
+the same ``GrpcTestServer`` (probe service, no behaviour configured); the calls alternate in one
+loop. It prints one table: medians and p95 in milliseconds, the ratio of the medians and
+PASS/MISS against the target. These are benchmarks, not test assertions: the exit status is 0
+whatever the figures.
+
+Variants, per kind of call (blocking unary, ``.future()`` unary, a server stream of 10 messages):
+
+- ``on``: ``client.install()`` then ``grpc.insecure_channel(target)``: a ``RecordingChannel``,
+  which records the call and adds the pairing header (so the server also pairs the call);
+- ``off``: ``client.raw_insecure_channel(target)``: no record, no header;
+- ``off+header``: the unrecorded channel sending the same pairing header, so the server does
+  exactly the same work as for ``on`` and the difference is the client-side recording alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf import __version__ as protobuf_version
+
+from pytest_grpc_deadlines import client
+from pytest_grpc_deadlines.client import CALL_ID_HEADER, RECORDER
+from pytest_grpc_deadlines.probe import ProbeRequest, ProbeStub
+from pytest_grpc_deadlines.server import GrpcTestServer
+
+TIMEOUT = 5.0
+TARGET = 1.10
+WARM_UP = 200
+#: Records pile up on both sides (the recorder's list, the server's calls); drop them, untimed,
+#: every CHUNK iterations so the lists stay short and a GC pass never lands in a timed call.
+CHUNK = 500
+VARIANTS = ("on", "off", "off+header")
+
+Samples = list[int]  # nanoseconds
+Call = Callable[[], object]
+
+
+def _ms(ns: float) -> str:
+    return f"{ns / 1e6:.3f}"
+
+
+def _median(samples: Samples) -> float:
+    s = sorted(samples)
+    n = len(s)
+    mid = n // 2
+    return float(s[mid]) if n % 2 else (s[mid - 1] + s[mid]) / 2
+
+
+def _p95(samples: Samples) -> float:
+    s = sorted(samples)
+    return float(s[max(0, math.ceil(0.95 * len(s)) - 1)])
+
+
+@dataclass
+class Row:
+    name: str
+    on: Samples
+    off: Samples
+    target: float | None = None
+
+    def cells(self) -> list[str]:
+        on_med, off_med = _median(self.on), _median(self.off)
+        ratio = on_med / off_med
+        cells = [self.name, str(len(self.on)), _ms(on_med), _ms(_p95(self.on))]
+        cells += [_ms(off_med), _ms(_p95(self.off)), f"{ratio:.3f}x"]
+        if self.target is None:
+            return [*cells, "(info)", ""]
+        return [*cells, f"<= {self.target:g}x", "PASS" if ratio <= self.target else "MISS"]
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _calls(stubs: dict[str, ProbeStub]) -> dict[str, dict[str, Call]]:
+    """kind -> variant -> one call (returns when the call has ended)."""
+    unary = ProbeRequest()
+    stream = ProbeRequest(responses=10)
+    ids = itertools.count(1)
+
+    def header(variant: str) -> tuple[tuple[str, str], ...] | None:
+        if variant != "off+header":
+            return None
+        return ((CALL_ID_HEADER, f"bench-{next(ids)}"),)
+
+    def blocking(stub: ProbeStub, variant: str) -> Call:
+        return lambda: stub.Unary(unary, timeout=TIMEOUT, metadata=header(variant))
+
+    def future(stub: ProbeStub, variant: str) -> Call:
+        return lambda: stub.Unary.future(unary, timeout=TIMEOUT, metadata=header(variant)).result()
+
+    def streaming(stub: ProbeStub, variant: str) -> Call:
+        def call() -> int:
+            count = 0
+            for _ in stub.ServerStream(stream, timeout=TIMEOUT, metadata=header(variant)):
+                count += 1
+            if count != 10:
+                raise RuntimeError(f"the stream gave {count} messages, not 10")
+            return count
+
+        return call
+
+    kinds = {"unary": blocking, "unary .future()": future, "server stream x10": streaming}
+    return {kind: {v: make(stubs[v], v) for v in VARIANTS} for kind, make in kinds.items()}
+
+
+def _timed(call: Call) -> int:
+    t0 = time.perf_counter_ns()
+    call()
+    return time.perf_counter_ns() - t0
+
+
+def bench(server: GrpcTestServer, kind: str, variants: dict[str, Call], n: int) -> list[Row]:
+    samples: dict[str, Samples] = {v: [] for v in VARIANTS}
+    for _ in range(WARM_UP):
+        for call in variants.values():
+            call()
+    done = 0
+    while done < n:
+        server.reset()  # drop records, untimed
+        RECORDER.start_test(None)
+        with _no_gc():
+            for i in range(done, min(n, done + CHUNK)):
+                k = i % len(VARIANTS)
+                for v in VARIANTS[k:] + VARIANTS[:k]:  # rotate the order to cancel drift
+                    samples[v].append(_timed(variants[v]))
+        done = min(n, done + CHUNK)
+    return [
+        Row(f"{kind}: recorded vs unrecorded", samples["on"], samples["off"], TARGET),
+        Row(f"{kind}: recorded vs unrecorded + header", samples["on"], samples["off+header"]),
+    ]
+
+
+def _versions() -> str:
+    try:
+        from google.protobuf.internal import api_implementation
+
+        backend = api_implementation.Type()
+    except Exception:  # pragma: no cover - only an informative label
+        backend = "?"
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (
+        f"Python {platform.python_version()} ({platform.python_implementation()}), "
+        f"grpcio {grpc.__version__}, protobuf {protobuf_version} ({backend}), "
+        f"{platform.system()} {platform.machine()}, {cpus} CPUs"
+    )
+
+
+def _print_table(rows: list[Row]) -> None:
+    header = ["row", "n", "on med", "on p95", "off med", "off p95", "ratio", "target", "result"]
+    table = [header] + [row.cells() for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    for index, line in enumerate(table):
+        cells = [
+            cell.ljust(widths[i]) if i in (0, 7) else cell.rjust(widths[i]) for i, cell in enumerate(line)
+        ]
+        print("  ".join(cells).rstrip())
+        if index == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="multiply the iteration count, 2000 (default 1.0)"
+    )
+    args = parser.parse_args(argv)
+    n = max(5, round(2000 * args.scale))
+    started = time.perf_counter()
+    print(_versions())
+    print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    print("times in ms; ratio = recorded median / unrecorded median\n")
+    rows: list[Row] = []
+    client.install()
+    server = GrpcTestServer().start()
+    channels = {
+        "on": grpc.insecure_channel(server.target),
+        "off": client.raw_insecure_channel(server.target),
+        "off+header": client.raw_insecure_channel(server.target),
+    }
+    try:
+        if not isinstance(channels["on"], client.RecordingChannel):
+            raise RuntimeError("client.install() did not make grpc.insecure_channel record")
+        if isinstance(channels["off"], client.RecordingChannel):
+            raise RuntimeError("client.raw_insecure_channel() returned a recording channel")
+        stubs = {v: ProbeStub(channel) for v, channel in channels.items()}
+        for kind, variants in _calls(stubs).items():
+            rows += bench(server, kind, variants, n)
+    finally:
+        for channel in channels.values():
+            channel.close()
+        server.close()
+        client.uninstall()
+    _print_table(rows)
+    load = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    print(f"\n{time.perf_counter() - started:.1f} s; load average at end: {load}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

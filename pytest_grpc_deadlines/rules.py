@@ -1,0 +1,182 @@
+"""How a setting's variable is read and written, and the rules that derive defaults.
+
+Each :class:`Setting` declares its own :class:`ValueRule` (when the variable counts as set, how
+its text parses, how a marker value is written) because programs read their variables
+differently: Dagster's timeouts treat an empty string as unset, its restart interval parses it
+(and fails), and its exception-logging switch is on for any non-empty text.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = ["Flag", "Max", "Ref", "Rule", "Text", "ValueRule", "WholeNumber"]
+
+
+class ValueRule:
+    """How one setting's variable is read and written. Subclass it for other rules."""
+
+    #: Words completing "the value must be ...", used in error messages.
+    accepts: str = "a value"
+
+    def is_set(self, raw: str | None) -> bool:
+        """Whether the variable's text counts as set (otherwise the default applies)."""
+        return raw is not None
+
+    def parse(self, raw: str) -> object:
+        """Turn the variable's text into a value; raise ``ValueError`` as the reader would."""
+        return raw
+
+    #: Texts the strategies draw for this rule (valid ones, and ones the reader refuses).
+    examples: tuple[str, ...] = ()
+    invalid_examples: tuple[str, ...] = ()
+
+    def refusal(self, exc: Exception) -> str:
+        """What the reader does with text that does not parse ("" for the cascade's default)."""
+        return ""
+
+    def write(self, value: object) -> str | None:
+        """Turn a marker value into the variable's text (None removes the variable); raise
+        ``TypeError`` or ``ValueError`` for a value the rule does not take."""
+        if isinstance(value, str):
+            return value
+        raise TypeError(f"{value!r} is a {type(value).__name__}; accepted: {self.accepts}")
+
+
+@dataclass(frozen=True)
+class WholeNumber(ValueRule):
+    """Python's ``int(text)``: " 7 ", "+5", "1_000" and non-ASCII digits are accepted.
+
+    ``empty_is_unset`` mirrors ``if os.getenv(X): return int(...)`` (Dagster's timeouts); when
+    false, an empty string is parsed and fails, as ``int(os.getenv(X, "5"))`` does.
+    """
+
+    empty_is_unset: bool = True
+    reader: str = "int()"
+    #: What the reader does with text that does not parse, when it is not ``int()``'s
+    #: ValueError (e.g. a click option's usage error); ``{exc}`` is the parse error.
+    refuses: str = ""
+
+    def refusal(self, exc: Exception) -> str:
+        return self.refuses.format(exc=exc)
+
+    @property
+    def accepts(self) -> str:  # type: ignore[override]
+        return f"a whole number, as {self.reader} reads it"
+
+    def is_set(self, raw: str | None) -> bool:
+        if self.empty_is_unset:
+            return bool(raw)
+        return raw is not None
+
+    def parse(self, raw: str) -> object:
+        return int(raw)
+
+    def write(self, value: object) -> str | None:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(
+                f"{value!r} is a {type(value).__name__}; accepted: an int, a float with a "
+                "whole value, a str written to the variable verbatim, or None to remove it"
+            )
+        if isinstance(value, float):
+            if not math.isfinite(value) or not value.is_integer():
+                raise ValueError(
+                    f"{value!r} is not {self.accepts}; pass it as a string ('{value!r}') "
+                    "to write it to the variable verbatim on purpose"
+                )
+            value = int(value)
+        return str(value)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A default that is another (earlier) setting's value."""
+
+    name: str
+
+    @property
+    def depends_on(self) -> tuple[str, ...]:
+        return (self.name,)
+
+    def evaluate(self, values: Mapping[str, object]) -> object:
+        return values[self.name]
+
+    def describe(self, values: Mapping[str, object]) -> str:
+        return f"{self.name}={values[self.name]!r}"
+
+
+@dataclass(frozen=True, init=False)
+class Max:
+    """A default that is the largest of constants and earlier settings: ``Max(180, "default")``."""
+
+    terms: tuple[int | str, ...]
+
+    def __init__(self, *terms: int | str) -> None:
+        if not terms:
+            raise ValueError("Max() needs at least one term")
+        object.__setattr__(self, "terms", terms)
+
+    @property
+    def depends_on(self) -> tuple[str, ...]:
+        return tuple(t for t in self.terms if isinstance(t, str))
+
+    def term_values(self, values: Mapping[str, object]) -> list[tuple[int | str, int]]:
+        out: list[tuple[int | str, int]] = []
+        for term in self.terms:
+            value = values[term] if isinstance(term, str) else term
+            assert isinstance(value, int)
+            out.append((term, value))
+        return out
+
+    def evaluate(self, values: Mapping[str, object]) -> object:
+        return max(v for _, v in self.term_values(values))
+
+    def describe(self, values: Mapping[str, object]) -> str:
+        parts = [f"{t}={v!r}" if isinstance(t, str) else repr(v) for t, v in self.term_values(values)]
+        return f"max({', '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class Flag(ValueRule):
+    """On for any non-empty text, as ``if not os.getenv(X): return`` reads it ("0" is on too).
+
+    A marker's True writes "1"; False removes the variable, the only way to turn it off.
+    """
+
+    accepts = "any text (non-empty is on)"
+    examples = ("1", "0", "false", "true", "no", " ")
+
+    def is_set(self, raw: str | None) -> bool:
+        return bool(raw)
+
+    def parse(self, raw: str) -> object:
+        return True
+
+    def write(self, value: object) -> str | None:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bool):
+            return "1" if value else None
+        raise TypeError(
+            f"{value!r} is a {type(value).__name__}; accepted: True (writes '1'), False (removes "
+            "the variable: any text, '0' included, turns it on), or a str written verbatim"
+        )
+
+
+@dataclass(frozen=True)
+class Text(ValueRule):
+    """Text taken as it is; an empty string counts as unset (as click reads an env var)."""
+
+    accepts = "any text"
+    examples = ("/tmp/grpc.sock", "localhost", "127.0.0.1", "0.0.0.0", "::1")
+
+    def is_set(self, raw: str | None) -> bool:
+        return bool(raw)
+
+
+#: A default computed from earlier settings.
+Rule = Ref | Max
