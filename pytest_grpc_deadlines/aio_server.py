@@ -21,7 +21,15 @@ from .cascade import DAGSTER, Cascade
 from .probe import ProbeAioStub, deadline_seconds
 from .records import ServerCall
 from .server import _context_code, _context_details
-from .server_base import DEFAULT_GRACE, OptionsArg, ServerBase, ServicerPair, Transport, _pair
+from .server_base import (
+    DEFAULT_GRACE,
+    RESET_DETAILS,
+    OptionsArg,
+    ServerBase,
+    ServicerPair,
+    Transport,
+    _pair,
+)
 
 __all__ = ["AioGate", "AioGrpcTestServer"]
 
@@ -317,7 +325,7 @@ class AioGrpcTestServer(ServerBase):
             argument = _record_first(argument, call)
             try:
                 if not await self._before(full, call, state):
-                    await context.abort(grpc.StatusCode.CANCELLED, "the test server was reset")
+                    await context.abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
                 fault = self._take_fault(full)
                 if fault is not None:
                     await self._abort(call, context, fault.code, fault.details)
@@ -337,7 +345,7 @@ class AioGrpcTestServer(ServerBase):
             argument = _record_first(argument, call)
             try:
                 if not await self._before(full, call, state):
-                    return
+                    await context.abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
                 fault = self._take_fault(full)
                 if fault is not None and fault.after_messages == 0:
                     await self._abort(call, context, fault.code, fault.details)
@@ -355,7 +363,7 @@ class AioGrpcTestServer(ServerBase):
                         and await self._wait(call, state, interval, True, None) != "elapsed"
                     ):
                         call.finish("abandoned")
-                        return
+                        await context.abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
                     yield message
                     count += 1
                 if fault is not None:

@@ -13,7 +13,7 @@ from typing import Literal
 
 from .client import ClientCall
 from .invariants import representable
-from .overrides import OverrideError
+from .overrides import OverrideError, shown
 
 __all__ = ["AuditPolicy", "finding", "parse_ini_policy", "parse_marker_policy", "report", "representable"]
 
@@ -29,13 +29,15 @@ class AuditPolicy:
 
 def _seconds(value: object, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise OverrideError(f"{where}: {value!r} is not a number of seconds (e.g. 30)")
+        raise OverrideError(f"{where}: {shown(value)} is not a number of seconds (e.g. 30)")
     try:
         seconds = float(value)
     except ValueError:
-        raise OverrideError(f"{where}: {value!r} is not a number of seconds (e.g. 30)") from None
+        raise OverrideError(f"{where}: {shown(value)} is not a number of seconds (e.g. 30)") from None
+    except OverflowError:  # an int beyond float's range
+        seconds = math.inf
     if not math.isfinite(seconds) or seconds <= 0:
-        raise OverrideError(f"{where}: {value!r} must be a finite number of seconds above 0")
+        raise OverrideError(f"{where}: {shown(value)} must be a finite number of seconds above 0")
     return seconds
 
 
@@ -63,7 +65,7 @@ def parse_marker_policy(
         )
     enabled = args[0] if args else True
     if not isinstance(enabled, bool):
-        raise OverrideError(f"{prefix}: enabled={enabled!r} is not accepted; use True or False")
+        raise OverrideError(f"{prefix}: enabled={shown(enabled)} is not accepted; use True or False")
     if not enabled:
         return replace(base, mode="off")
     max_seconds = base.max_seconds

@@ -78,7 +78,8 @@ class ClientCall:
         return self.elapsed is not None
 
     def __repr__(self) -> str:
-        code = self.code.name if self.code is not None else "running"
+        # no code: still running, or ended without a status (grpc refused it: a closed channel)
+        code = self.code.name if self.code is not None else "running" if not self.done else "no status"
         timeout = "none" if self.timeout is None else f"{self.timeout:g}s"
         return f"ClientCall({self.method} -> {self.target}, timeout={timeout}, {code}, at {self.site})"
 
@@ -300,6 +301,7 @@ class _MultiCallable:
         return record, named
 
     def _blocking(self, fn: Any, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Start ``fn``; a call grpc refuses or fails while ``fn`` runs is finished here."""
         record, named = self._start(args, kwargs)
         try:
             result = fn(request, **named)
@@ -315,8 +317,7 @@ class _MultiCallable:
 
     def __call__(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         if self._streaming_response:
-            record, named = self._start(args, kwargs)
-            call = self._inner(request, **named)
+            record, call = self._blocking(self._inner, request, args, kwargs)  # grpc may refuse it
             _watch_sync(record, call)
             return call
         record, result = self._blocking(self._inner, request, args, kwargs)
@@ -329,8 +330,7 @@ class _MultiCallable:
         return response, call
 
     def future(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        record, named = self._start(args, kwargs)
-        future = self._inner.future(request, **named)
+        record, future = self._blocking(self._inner.future, request, args, kwargs)
         _watch_sync(record, future)
         return future
 
@@ -433,6 +433,9 @@ class _AioMultiCallable:
         token = _CURRENT.set(record)
         try:
             call = self._inner(request, **named) if request is not None else self._inner(**named)
+        except BaseException as exc:  # grpc refused the call (bad metadata): it never started
+            record.finish(None, f"{type(exc).__name__}: {exc}")
+            raise
         finally:
             _CURRENT.reset(token)
         _watch(record, call, _aio_finish_from(record))

@@ -7,6 +7,7 @@ says what was wrong, where it came from and what is accepted.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -34,6 +35,35 @@ class Layer:
     inherit: bool | None = None
 
 
+def shown(value: object) -> str:
+    """``repr(value)`` for an error message, also for a value whose repr fails (an int of more
+    than 4300 digits raises ValueError there)."""
+    try:
+        return repr(value)
+    except Exception:
+        if isinstance(value, tuple):
+            return f"({', '.join(map(shown, value))}{',' if len(value) == 1 else ''})"
+        if isinstance(value, int):
+            return f"<an int of {value.bit_length()} bits>"
+        return f"<a {type(value).__name__} whose repr fails>"
+
+
+def environ_problem(text: str) -> str | None:
+    """Why ``text`` cannot be an environment variable's value, or None when it can.
+
+    ``os.environ`` refuses a NUL character (ValueError) and a lone surrogate that the file
+    system encoding cannot encode (UnicodeEncodeError) only when the test's settings are put in
+    place; checked here, the error names the marker or option instead.
+    """
+    if "\x00" in text:
+        return "contains a NUL character, which no environment variable can hold"
+    try:
+        os.fsencode(text)
+    except UnicodeError:
+        return "cannot be encoded for the environment (it holds a lone surrogate)"
+    return None
+
+
 def _accepted(cascade: Cascade, *, with_inherit: bool) -> str:
     names = list(cascade.names) + (["inherit"] if with_inherit else [])
     return ", ".join(names)
@@ -46,7 +76,7 @@ def parse_marker(
     where = f"@pytest.mark.grpc_timeouts {origin.removeprefix('marker ')}"
     if args:
         raise OverrideError(
-            f"{where}: positional arguments {args!r} are not accepted; name each setting, "
+            f"{where}: positional arguments {shown(args)} are not accepted; name each setting, "
             f"e.g. grpc_timeouts(sensor=30). Accepted keywords: "
             f"{_accepted(cascade, with_inherit=True)}"
         )
@@ -56,7 +86,7 @@ def parse_marker(
         if key == "inherit":
             if not isinstance(value, bool):
                 raise OverrideError(
-                    f"{where}: inherit={value!r} is not accepted; inherit takes True or False"
+                    f"{where}: inherit={shown(value)} is not accepted; inherit takes True or False"
                 )
             inherit = value
             continue
@@ -72,7 +102,10 @@ def parse_marker(
         try:
             text = setting.rule.write(value)
         except (TypeError, ValueError) as exc:
-            raise OverrideError(f"{where}: {key}={value!r} ({setting.env_var}): {exc}") from None
+            raise OverrideError(f"{where}: {key}={shown(value)} ({setting.env_var}): {exc}") from None
+        problem = None if text is None else environ_problem(text)
+        if problem is not None:
+            raise OverrideError(f"{where}: {key}={shown(value)} ({setting.env_var}) {problem}")
         values[key] = text
     return Layer(origin, values, inherit)
 
@@ -103,6 +136,9 @@ def parse_assignments(cascade: Cascade, entries: Iterable[str], origin: str) -> 
         if not setting.rule.is_set(text):
             values[name] = None
             continue
+        problem = environ_problem(text)
+        if problem is not None:
+            raise OverrideError(f"{origin}: {name}={text!r} ({setting.env_var}) {problem}")
         try:
             setting.rule.parse(text)
         except ValueError:

@@ -89,7 +89,12 @@ class WholeNumber(ValueRule):
                     "to write it to the variable verbatim on purpose"
                 )
             value = int(value)
-        return str(value)
+        try:
+            return str(value)
+        except ValueError:  # beyond sys.get_int_max_str_digits(): int() could not read it back
+            raise ValueError(
+                f"an int of {value.bit_length()} bits has more digits than {self.reader} reads"
+            ) from None
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,17 @@ import grpc
 from .cascade import DAGSTER, Cascade
 from .probe import ProbeStub, deadline_seconds
 from .records import ServerCall
-from .server_base import DEFAULT_GRACE, OptionsArg, ServerBase, ServicerPair, Transport, _pair
+from .server_base import (
+    DEFAULT_GRACE,
+    RESET_DETAILS,
+    OptionsArg,
+    ServerBase,
+    ServicerPair,
+    Transport,
+    _pair,
+)
 
 __all__ = ["Gate", "GrpcTestServer"]
-
-_ABANDONED: Any = object()
 
 
 class Gate:
@@ -306,7 +312,7 @@ class GrpcTestServer(ServerBase):
                 argument = _FirstRecorded(argument, call)
             try:
                 if not self._before(full, call, state):
-                    return _ABANDONED
+                    context.abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
                 fault = self._take_fault(full)
                 if fault is not None:
                     self._abort(call, context, fault.code, fault.details)
@@ -330,7 +336,7 @@ class GrpcTestServer(ServerBase):
             responses: Any = None
             try:
                 if not self._before(full, call, state):
-                    return
+                    context.abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
                 fault = self._take_fault(full)
                 if fault is not None and fault.after_messages == 0:
                     self._abort(call, context, fault.code, fault.details)
@@ -341,7 +347,7 @@ class GrpcTestServer(ServerBase):
                         self._abort(call, context, fault.code, fault.details)
                     if interval is not None and self._wait(state, interval, True, None) != "elapsed":
                         call.finish("abandoned")
-                        return
+                        context.abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
                     yield message
                 if fault is not None:
                     self._abort(call, context, fault.code, fault.details)
@@ -360,16 +366,6 @@ class GrpcTestServer(ServerBase):
                     close()
 
         return handle
-
-    def _response_serializer(self, handler: Any) -> Any:
-        serialize = handler.response_serializer
-
-        def serializer(response: Any) -> Any:
-            if response is _ABANDONED:
-                return b""
-            return serialize(response) if serialize is not None else response
-
-        return serializer
 
 
 class _FirstRecorded(Iterator[Any]):

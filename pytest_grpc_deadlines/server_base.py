@@ -19,7 +19,7 @@ from .client import CALL_ID_HEADER, RECORDER
 from .invariants import INT32_MAX
 from .records import ServerCall
 
-__all__ = ["DEFAULT_GRACE", "ServerBase", "ServicerPair", "Transport", "_pair"]
+__all__ = ["DEFAULT_GRACE", "RESET_DETAILS", "ServerBase", "ServicerPair", "Transport", "_pair"]
 
 Transport = Literal["tcp", "unix"]
 ServicerPair = tuple[Callable[[Any, Any], Any], Any]
@@ -27,6 +27,10 @@ OptionsArg = Mapping[str, Any] | Sequence[tuple[str, Any]] | None
 
 #: ``stop()`` without an argument uses the cascade's grace setting.
 DEFAULT_GRACE: Any = object()
+
+#: The details of a call abandoned before its servicer ran (``reset()`` or ``close()`` during its
+#: delay, or its client gone): it ends CANCELLED, not OK with a response the servicer never made.
+RESET_DETAILS = "the test server was reset"
 
 _LOOPBACK_NAMES = ("localhost",)
 
@@ -164,10 +168,10 @@ class ServerBase:
     # configuration -------------------------------------------------------------------------
     def _server_options(self) -> list[tuple[str, Any]]:
         resolved = self._cascade.resolve(os.environ)
-        options: list[tuple[str, Any]] = [("grpc.so_reuseport", 0)]
-        options += byte_limit_options(resolved)
-        options += self._user_options
-        return options
+        # grpc takes the first of repeated options: merge, so the caller's options win
+        options: dict[str, Any] = {"grpc.so_reuseport": 0, **dict(byte_limit_options(resolved))}
+        options.update(self._user_options)
+        return list(options.items())
 
     def limits_key(self) -> tuple[tuple[str, Any], ...]:
         """The options grpc fixes at creation, for deciding whether a server can be reused."""
