@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest_grpc_deadlines
+
+sys.path.insert(0, str(Path(__file__).parent / "_ext"))
 
 project = "pytest-grpc-deadlines"
 author = "pytest-grpc-deadlines maintainers"
+copyright = "pytest-grpc-deadlines maintainers"
 release = pytest_grpc_deadlines.__version__
-extensions = ["myst_parser", "sphinx.ext.autodoc"]
+version = release
+extensions = ["myst_parser", "sphinx.ext.autodoc", "plugin_reference"]
 source_suffix = {".md": "markdown"}
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "_ext"]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-html_theme = "alabaster"
 myst_heading_anchors = 3
+# Python blocks in these pages run as tests (tests/test_docs.py): keep them highlighted as such.
+highlight_language = "python"
+
+html_theme = "alabaster"
+html_title = f"pytest-grpc-deadlines {release}"
+html_theme_options = {
+    "description": "Test how gRPC code behaves around deadlines",
+    "fixed_sidebar": True,
+    "show_relbars": True,
+    "page_width": "1100px",
+    "sidebar_width": "240px",
+}
+html_sidebars = {"**": ["about.html", "navigation.html", "relations.html", "searchbox.html"]}

@@ -122,10 +122,12 @@ class Cascade:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The settings' names, in cascade order."""
         return tuple(s.name for s in self.settings)
 
     @property
     def env_vars(self) -> tuple[str, ...]:
+        """The settings' environment variables, in cascade order."""
         return tuple(s.env_var for s in self.settings)
 
     def __getitem__(self, name: str) -> Setting:

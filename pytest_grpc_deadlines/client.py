@@ -301,6 +301,7 @@ class _MultiCallable:
         return record, named
 
     def _blocking(self, fn: Any, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        __tracebackhide__ = True  # a failing call's traceback shows the caller, not the recording
         """Start ``fn``; a call grpc refuses or fails while ``fn`` runs is finished here."""
         record, named = self._start(args, kwargs)
         try:
@@ -316,6 +317,7 @@ class _MultiCallable:
         return record, result
 
     def __call__(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # a failing call's traceback shows the caller, not the recording
         if self._streaming_response:
             record, call = self._blocking(self._inner, request, args, kwargs)  # grpc may refuse it
             _watch_sync(record, call)
@@ -325,11 +327,13 @@ class _MultiCallable:
         return result
 
     def with_call(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # a failing call's traceback shows the caller, not the recording
         record, (response, call) = self._blocking(self._inner.with_call, request, args, kwargs)
         record.finish(call.code(), call.details())
         return response, call
 
     def future(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # a failing call's traceback shows the caller, not the recording
         record, future = self._blocking(self._inner.future, request, args, kwargs)
         _watch_sync(record, future)
         return future

@@ -30,6 +30,8 @@ class ServerPool:
         server = self._servers.get(key)
         if server is None:
             server = self._servers[key] = candidate.start()
+        elif not server.is_running:  # a previous test stopped it: serve again, same address
+            server.start()
         return server
 
     def close(self) -> None:

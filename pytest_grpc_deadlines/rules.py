@@ -133,7 +133,11 @@ class Max:
         out: list[tuple[int | str, int]] = []
         for term in self.terms:
             value = values[term] if isinstance(term, str) else term
-            assert isinstance(value, int)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(
+                    f"Max() takes whole numbers: term {term!r} is {value!r}; give the setting a "
+                    "rule that parses to int, or a default rule of your own"
+                )
             out.append((term, value))
         return out
 

@@ -503,3 +503,18 @@ def test_whole_number_is_set_follows_empty_is_unset() -> None:
     )
     strict = WholeNumber(empty_is_unset=False)
     assert (strict.is_set(""), strict.is_set(None)) == (True, False)
+
+
+def test_max_over_a_value_that_is_not_a_whole_number_is_a_clear_error() -> None:
+    from pytest_grpc_deadlines import Cascade, Max, Setting, ValueRule
+
+    class Seconds(ValueRule):
+        def parse(self, raw: str) -> object:
+            return float(raw)
+
+    cascade = Cascade(
+        "floats",
+        (Setting("a", "FLOATS_A", 1.5, rule=Seconds()), Setting("b", "FLOATS_B", Max(2, "a"))),
+    )
+    with pytest.raises(TypeError, match=r"Max\(\) takes whole numbers: term 'a' is 1.5"):
+        cascade.resolve({})

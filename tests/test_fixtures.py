@@ -172,3 +172,21 @@ def test_no_thread_fd_or_temp_dir_is_left_after_a_run(pytester: pytest.Pytester)
         leaked = set(os.listdir("/proc/self/fd")) - before_fds
         sockets = {fd for fd in leaked if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")}
         assert sockets == set()
+
+
+def test_grpc_server_stopped_by_a_test_serves_the_next_one(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from pytest_grpc_deadlines.probe import ProbeRequest
+
+        def test_stops_the_shared_server(grpc_server):
+            grpc_server.stop(None)
+            assert not grpc_server.is_running
+
+        def test_next_test_gets_it_serving(grpc_server):
+            assert grpc_server.is_running
+            assert grpc_server.probe().Unary(ProbeRequest(), timeout=5, wait_for_ready=True).index == 0
+        """
+    )
+    result = pytester.runpytest(*_INNER, "-p", "no:asyncio")
+    result.assert_outcomes(passed=2)
