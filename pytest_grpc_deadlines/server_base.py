@@ -33,6 +33,8 @@ DEFAULT_GRACE: Any = object()
 RESET_DETAILS = "the test server was reset"
 
 _LOOPBACK_NAMES = ("localhost",)
+#: sockaddr_un holds 108 bytes on Linux and 104 on macOS, terminating NUL included.
+_SUN_PATH_MAX = 103
 
 
 def _check_host(host: str) -> str:
@@ -181,6 +183,10 @@ class ServerBase:
         if self._transport == "unix":
             if self._tmpdir is None:  # mkdtemp makes it 0700: private to this user
                 self._tmpdir = tempfile.mkdtemp(prefix="grpc-deadlines-")
+                if len(os.path.join(self._tmpdir, "server.sock").encode()) > _SUN_PATH_MAX:
+                    # A long TMPDIR: a socket path must fit sockaddr_un, so use /tmp instead.
+                    os.rmdir(self._tmpdir)
+                    self._tmpdir = tempfile.mkdtemp(prefix="grpc-deadlines-", dir="/tmp")
             return f"unix:{os.path.join(self._tmpdir, 'server.sock')}"
         port = self._port or 0
         host = f"[{self._host}]" if ":" in self._host else self._host

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 import time
 
@@ -138,7 +140,9 @@ def test_three_hundred_server_tests_pass_under_xdist(pytester: pytest.Pytester) 
     result.assert_outcomes(passed=300)
 
 
-def test_no_thread_fd_or_temp_dir_is_left_after_a_run(pytester: pytest.Pytester) -> None:
+def test_no_thread_fd_or_temp_dir_is_left_after_a_run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     pytester.makepyfile(
         """
         import pytest
@@ -158,7 +162,11 @@ def test_no_thread_fd_or_temp_dir_is_left_after_a_run(pytester: pytest.Pytester)
     )
     before_fds = set(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else set()
     before_threads = _plugin_threads()
-    tmp = os.environ.get("TMPDIR", "/tmp")
+    # A private temp dir: another process's unix server must not look like ours. Short, so
+    # socket paths in it fit sockaddr_un.
+    tmp = tempfile.mkdtemp(prefix="pgd-", dir="/tmp")
+    monkeypatch.setattr(tempfile, "tempdir", tmp)
+    request.addfinalizer(lambda: shutil.rmtree(tmp, ignore_errors=True))
     before_dirs = {d for d in os.listdir(tmp) if d.startswith("grpc-deadlines-")}
     result = pytester.runpytest(*_INNER, "-p", "no:asyncio")
     result.assert_outcomes(passed=18, failed=2)

@@ -94,18 +94,25 @@ def test_after_delay_runs_the_servicer_and_records_ok(grpc_server_factory: Serve
 
 
 def test_delay_ignoring_cancellation_sleeps_its_full_time(server: GrpcTestServer) -> None:
-    server.delay(UNARY, REACHES_SERVER + 0.1, honor_cancellation=False)  # margin: 100 ms past the deadline
+    # A gate ahead of the delay, released only once the server has seen the client go: the
+    # delay then starts after the cancellation, whatever the machine's load. (A delay 100 ms
+    # past the deadline, on its own, let a response through first when a soak on a loaded
+    # machine stalled the process for 570 ms.)
+    gate = server.hold(UNARY)
+    server.delay(UNARY, 0.1, honor_cancellation=False)
     assert (
         _code(lambda: server.probe().Unary(ProbeRequest(), timeout=REACHES_SERVER))
         is grpc.StatusCode.DEADLINE_EXCEEDED
     )
+    assert gate.wait_cancelled(5)
+    released = time.monotonic()
+    gate.release()
     [call] = server.calls
     assert call.wait(5)
     assert call.outcome == "ok"
     assert call.cancelled
-    duration = call.duration
-    assert duration is not None
-    assert duration >= REACHES_SERVER + 0.1
+    assert call.ended is not None
+    assert call.ended - released >= 0.1  # the whole delay, though the client was long gone
 
 
 def test_delay_shorter_than_the_deadline_succeeds(server: GrpcTestServer) -> None:

@@ -3,7 +3,9 @@ servicers of every shape, and what a client sees when the server abandons a call
 
 from __future__ import annotations
 
+import pathlib
 import socket
+import tempfile
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -399,3 +401,15 @@ def test_registered_method_handlers_are_hosted_and_controllable(grpc_server_fact
     assert _error(lambda: say(server.channel(), b"a")).code() is grpc.StatusCode.UNAVAILABLE
     assert say(server.channel(), b"b") == b"echo:b"
     assert servicer.said == [b"b"]
+
+
+def test_unix_socket_under_a_long_tmpdir_falls_back_to_tmp(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sockaddr_un holds about 104 bytes: a socket under a long TMPDIR could not bind."""
+    long_dir = tmp_path / ("d" * 120)
+    long_dir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(long_dir))
+    with GrpcTestServer(transport="unix") as server:
+        assert server.target.startswith("unix:/tmp/grpc-deadlines-")
+        assert server.probe().Unary(ProbeRequest(), timeout=5).index == 0
