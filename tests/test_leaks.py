@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -246,7 +247,7 @@ def test_five_hundred_tests_leave_no_thread_socket_fd_temp_dir_or_variable(
     threads_before = _threads()
     sockets_before = _socket_fds()
     env_before = _dagster_env()
-    gc.collect()
+    _collect()
     live_before = _live(kinds)
 
     # No logging in the inner run: a record with a traceback keeps the frames it passed
@@ -268,7 +269,7 @@ def test_five_hundred_tests_leave_no_thread_socket_fd_temp_dir_or_variable(
     recorder.calls.clear()
     for name in ("last_type", "last_value", "last_traceback", "last_exc"):
         sys.__dict__.pop(name, None)
-    gc.collect()
+    _collect()
 
     assert _temp_dirs(str(private_tmp)) == set()
     assert _dagster_env() == env_before
@@ -294,3 +295,16 @@ def test_five_hundred_tests_leave_no_thread_socket_fd_temp_dir_or_variable(
     while (new := _new_network_sockets(sockets_before)) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert new == {}
+
+
+def _collect() -> None:
+    """A full collection, quiet about sockets that earlier tests left to the collector.
+
+    On Python 3.10 with grpcio 1.44 an event loop of an earlier asyncio test (its self-pipe is
+    an AF_UNIX socket pair) can still be garbage when this test starts; collecting it warns
+    ResourceWarning, which says nothing about this run. Sockets this run leaves open are
+    counted from /proc, not from warnings.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
