@@ -141,8 +141,7 @@ class AioGrpcTestServer(ServerBase):
     async def stop(self, grace: float | None = DEFAULT_GRACE) -> None:
         """Stop serving: in-flight calls get ``grace`` seconds (the cascade's grace by default;
         None or 0 stop at once), then are cancelled."""
-        if grace is DEFAULT_GRACE:
-            grace = self._grace()
+        grace = self._stop_grace(grace)
         server, self._server = self._server, None
         if server is not None:
             await server.stop(grace)

@@ -42,7 +42,7 @@ class ValueRule:
         ``TypeError`` or ``ValueError`` for a value the rule does not take."""
         if isinstance(value, str):
             return value
-        raise TypeError(f"{value!r} is a {type(value).__name__}; accepted: {self.accepts}")
+        raise TypeError(f"{value!r} is {_a(type(value).__name__)}; accepted: {self.accepts}")
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class WholeNumber(ValueRule):
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(
-                f"{value!r} is a {type(value).__name__}; accepted: an int, a float with a "
+                f"{value!r} is {_a(type(value).__name__)}; accepted: an int, a float with a "
                 "whole value, a str written to the variable verbatim, or None to remove it"
             )
         if isinstance(value, float):
@@ -171,7 +171,7 @@ class Flag(ValueRule):
         if isinstance(value, bool):
             return "1" if value else None
         raise TypeError(
-            f"{value!r} is a {type(value).__name__}; accepted: True (writes '1'), False (removes "
+            f"{value!r} is {_a(type(value).__name__)}; accepted: True (writes '1'), False (removes "
             "the variable: any text, '0' included, turns it on), or a str written verbatim"
         )
 
@@ -189,3 +189,8 @@ class Text(ValueRule):
 
 #: A default computed from earlier settings.
 Rule = Ref | Max
+
+
+def _a(noun: str) -> str:
+    """``noun`` with its indefinite article: "a bool", "an int"."""
+    return f"an {noun}" if noun[:1].lower() in "aeiou" else f"a {noun}"

@@ -136,8 +136,7 @@ class GrpcTestServer(ServerBase):
     def stop(self, grace: float | None = DEFAULT_GRACE) -> None:
         """Stop serving: in-flight calls get ``grace`` seconds (the cascade's grace by default;
         None or 0 stop at once, as in grpc), then are cancelled. Returns once stopped."""
-        if grace is DEFAULT_GRACE:
-            grace = self._grace()
+        grace = self._stop_grace(grace)
         server, self._server = self._server, None
         if server is not None:
             server.stop(grace).wait()

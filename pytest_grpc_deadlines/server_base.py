@@ -252,6 +252,19 @@ class ServerBase:
             merged[key if "." in key else f"grpc.{key}"] = value
         return list(merged.items())
 
+    def _stop_grace(self, grace: Any) -> float | None:
+        """The grace ``stop()`` hands grpc: the cascade's by default, else checked here, since
+        grpc takes any value and fails later on a thread of its own."""
+        if grace is DEFAULT_GRACE:
+            return self._grace()
+        if grace is None:
+            return None
+        if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not grace >= 0:
+            raise ValueError(
+                f"stop(grace={grace!r}) is not accepted: give seconds >= 0, or None to stop at once"
+            )
+        return float(grace)
+
     def _grace(self) -> float | None:
         resolved = self._cascade.resolve(os.environ)
         if "grace" not in resolved:

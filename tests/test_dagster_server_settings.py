@@ -308,7 +308,7 @@ def test_marker_refuses_a_bool_for_a_number(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["socket", "host"])
 def test_marker_refuses_a_number_for_text(name: str) -> None:
-    with pytest.raises(OverrideError, match=r"4266 is a int; accepted: any text"):
+    with pytest.raises(OverrideError, match=r"4266 is an int; accepted: any text"):
         parse_marker(DAGSTER, (), {name: 4266}, "m")
 
 

@@ -413,3 +413,9 @@ def test_unix_socket_under_a_long_tmpdir_falls_back_to_tmp(
     with GrpcTestServer(transport="unix") as server:
         assert server.target.startswith("unix:/tmp/grpc-deadlines-")
         assert server.probe().Unary(ProbeRequest(), timeout=5).index == 0
+
+
+@pytest.mark.parametrize("grace", ["abc", -1, float("nan"), True])
+def test_stop_refuses_a_grace_grpc_would_choke_on(grace: object) -> None:
+    with GrpcTestServer() as server, pytest.raises(ValueError, match=r"give seconds >= 0, or None"):
+        server.stop(grace)  # type: ignore[arg-type]
