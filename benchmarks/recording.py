@@ -22,7 +22,6 @@ import gc
 import itertools
 import math
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import grpc
-from google.protobuf import __version__ as protobuf_version
+from _report import print_table, versions
 
 from pytest_grpc_deadlines import client
 from pytest_grpc_deadlines.client import CALL_ID_HEADER, RECORDER
@@ -151,32 +150,11 @@ def bench(server: GrpcTestServer, kind: str, variants: dict[str, Call], n: int) 
     ]
 
 
-def _versions() -> str:
-    try:
-        from google.protobuf.internal import api_implementation
-
-        backend = api_implementation.Type()
-    except Exception:  # pragma: no cover - only an informative label
-        backend = "?"
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (
-        f"Python {platform.python_version()} ({platform.python_implementation()}), "
-        f"grpcio {grpc.__version__}, protobuf {protobuf_version} ({backend}), "
-        f"{platform.system()} {platform.machine()}, {cpus} CPUs"
-    )
-
-
 def _print_table(rows: list[Row]) -> None:
-    header = ["row", "n", "on med", "on p95", "off med", "off p95", "ratio", "target", "result"]
-    table = [header] + [row.cells() for row in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    for index, line in enumerate(table):
-        cells = [
-            cell.ljust(widths[i]) if i in (0, 7) else cell.rjust(widths[i]) for i, cell in enumerate(line)
-        ]
-        print("  ".join(cells).rstrip())
-        if index == 0:
-            print("  ".join("-" * w for w in widths))
+    print_table(
+        ["row", "n", "on med", "on p95", "off med", "off p95", "ratio", "target", "result"],
+        [row.cells() for row in rows],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     n = max(5, round(2000 * args.scale))
     started = time.perf_counter()
-    print(_versions())
+    print(versions())
     print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     print("times in ms; ratio = recorded median / unrecorded median\n")
     rows: list[Row] = []

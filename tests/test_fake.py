@@ -73,7 +73,7 @@ def _new_threads(before: set[threading.Thread]) -> list[str]:
         alive = [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
         if not alive or time.monotonic() > give_up:
             return alive
-        time.sleep(0.001)
+        time.sleep(0.001)  # margin: a poll step only; the loop ends on the condition or give_up
 
 
 # --- deadlines on the fake clock ----------------------------------------------------------------

@@ -199,7 +199,7 @@ def _new_sockets(before: set[str], bound: float = 5.0) -> set[str]:
                 continue
         if not sockets or time.monotonic() > deadline:
             return sockets
-        time.sleep(0.01)
+        time.sleep(0.01)  # margin: a poll step only; the loop ends on the condition or the bound
 
 
 def test_grpc_server_stopped_by_a_test_serves_the_next_one(pytester: pytest.Pytester) -> None:

@@ -296,7 +296,7 @@ def test_five_hundred_tests_leave_no_thread_socket_fd_temp_dir_or_variable(
     # waits that long (then fails all the same).
     deadline = time.monotonic() + 10
     while (new := _new_network_sockets(sockets_before)) and time.monotonic() < deadline:
-        time.sleep(0.02)
+        time.sleep(0.02)  # margin: a poll step only; the loop ends on the condition or the bound
     if grpc_version < (1, 85):
         # The pending aio handlers grpcio 1.44 keeps (see above) hold their channel's
         # connection to the stopped unix server: grpc's doing, like the objects it keeps.
