@@ -6,7 +6,7 @@ PASS/MISS. These are benchmarks, not test assertions: the exit status is 0 whate
 
 Rows (see benchmarks/README.md):
 
-1. the ``grpc_server`` fixture's reuse path (``pool.get()`` + ``reset()``, then the teardown
+1. the ``grpc_test_server`` fixture's reuse path (``pool.get()`` + ``reset()``, then the teardown
    ``reset()`` + ``close_channels()``) on a server that has served calls; raw has nothing to do;
 2. a fresh server per test: ``GrpcTestServer().start()`` + ``.close()`` vs raw ``grpc.server``
    create + ``add_insecure_port`` + ``start`` + ``stop(None).wait()``, probe servicer in both;
@@ -166,7 +166,7 @@ def _unlink_socket(address: str) -> None:
             os.unlink(address[len("unix:") :])
 
 
-# 1. the grpc_server fixture's reuse path ---------------------------------------------------
+# 1. the grpc_test_server fixture's reuse path ---------------------------------------------------
 
 
 def bench_reuse(scale: float) -> list[Row]:

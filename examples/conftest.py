@@ -1,5 +1,5 @@
 """What every example shares: the inventory modules on ``sys.path``, and the servicers the
-``grpc_server`` fixture hosts (the built-in probe service by default)."""
+``grpc_test_server`` fixture hosts (the built-in probe service by default)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from inventory_service import InventoryServicer, add_InventoryServicer_to_server
 
 
 @pytest.fixture(scope="module")
-def grpc_servicers() -> list[tuple[Callable[[Any, Any], None], Any]]:
-    """``grpc_server`` and ``grpc_server_factory()`` host the Inventory service, with the
+def grpc_test_servicers() -> list[tuple[Callable[[Any, Any], None], Any]]:
+    """``grpc_test_server`` and ``grpc_test_server_factory()`` host the Inventory service, with the
     sample stock (a fresh one per test module)."""
     return [(add_InventoryServicer_to_server, InventoryServicer())]

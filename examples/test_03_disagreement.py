@@ -18,10 +18,10 @@ TIMEOUT = 0.25
 
 
 def test_the_server_reserves_what_the_client_gave_up_on(
-    grpc_server_factory: Callable[..., GrpcTestServer], grpc_calls: CallLog
+    grpc_test_server_factory: Callable[..., GrpcTestServer], grpc_calls: CallLog
 ) -> None:
     inventory = InventoryServicer()  # our own stock, to see what the servicer did
-    server = grpc_server_factory((add_InventoryServicer_to_server, inventory))
+    server = grpc_test_server_factory((add_InventoryServicer_to_server, inventory))
     gate = server.hold(RESERVE_ITEM)
 
     with pytest.raises(grpc.RpcError) as info:
@@ -40,10 +40,10 @@ def test_the_server_reserves_what_the_client_gave_up_on(
 
 
 def test_a_server_that_checks_cancellation_does_no_work(
-    grpc_server_factory: Callable[..., GrpcTestServer], grpc_calls: CallLog
+    grpc_test_server_factory: Callable[..., GrpcTestServer], grpc_calls: CallLog
 ) -> None:
     inventory = InventoryServicer()
-    server = grpc_server_factory((add_InventoryServicer_to_server, inventory))
+    server = grpc_test_server_factory((add_InventoryServicer_to_server, inventory))
     server.hold(RESERVE_ITEM, honor_cancellation=True)  # lets go when the client leaves
 
     with pytest.raises(grpc.RpcError):

@@ -16,14 +16,14 @@ from pytest_grpc_deadlines import CallLog, GrpcTestServer
 pytestmark = pytest.mark.grpc_require_deadlines
 
 
-def test_the_fixed_client_passes_the_audit(grpc_server: GrpcTestServer) -> None:
-    assert inventory_client.fetch_item_fixed(grpc_server.channel(), "banana").quantity == 5
+def test_the_fixed_client_passes_the_audit(grpc_test_server: GrpcTestServer) -> None:
+    assert inventory_client.fetch_item_fixed(grpc_test_server.channel(), "banana").quantity == 5
 
 
 @pytest.mark.grpc_timeouts(sensor=30)
 @pytest.mark.grpc_require_deadlines(max_seconds=60)  # a deadline above 60 s would fail it too
-def test_the_sensor_deadline_is_short_enough(grpc_server: GrpcTestServer) -> None:
-    inventory_client.fetch_item_fixed(grpc_server.channel(), "banana")
+def test_the_sensor_deadline_is_short_enough(grpc_test_server: GrpcTestServer) -> None:
+    inventory_client.fetch_item_fixed(grpc_test_server.channel(), "banana")
 
 
 # The audit fails the test after its call phase, with:
@@ -33,17 +33,17 @@ def test_the_sensor_deadline_is_short_enough(grpc_server: GrpcTestServer) -> Non
 #     examples/inventory/inventory_client.py:LINE
 # Here that failure is expected (strict: the test fails if the audit lets the call through).
 @pytest.mark.xfail(raises=pytest.fail.Exception, reason="fetch_item sets no deadline", strict=True)
-def test_the_buggy_client_fails_the_audit(grpc_server: GrpcTestServer) -> None:
-    assert inventory_client.fetch_item(grpc_server.channel(), "banana").quantity == 5
+def test_the_buggy_client_fails_the_audit(grpc_test_server: GrpcTestServer) -> None:
+    assert inventory_client.fetch_item(grpc_test_server.channel(), "banana").quantity == 5
 
 
 @pytest.mark.grpc_require_deadlines(False)  # ... except this one, which looks at the bad call itself
 def test_the_call_records_show_where_the_deadline_is_missing(
-    grpc_server: GrpcTestServer, grpc_calls: CallLog
+    grpc_test_server: GrpcTestServer, grpc_calls: CallLog
 ) -> None:
-    inventory_client.fetch_item(grpc_server.channel(), "banana")
+    inventory_client.fetch_item(grpc_test_server.channel(), "banana")
     [call] = grpc_calls
-    assert (call.method, call.target, call.code) == (GET_ITEM, grpc_server.target, grpc.StatusCode.OK)
+    assert (call.method, call.target, call.code) == (GET_ITEM, grpc_test_server.target, grpc.StatusCode.OK)
     assert call.timeout is None
     path, _, line = call.site.rpartition(":")  # the caller's file:line, inside fetch_item
     source, first = inspect.getsourcelines(inventory_client.fetch_item)

@@ -34,8 +34,8 @@ def test_the_buggy_grace_resolver_is_caught() -> None:
 
 
 @pytest.fixture
-def stub(grpc_server: GrpcTestServer) -> InventoryStub:
-    stub = InventoryStub(grpc_server.channel())
+def stub(grpc_test_server: GrpcTestServer) -> InventoryStub:
+    stub = InventoryStub(grpc_test_server.channel())
     stub.GetItem(GetItemRequest(sku="apple"), timeout=5)  # connect now, not inside a scenario's deadline
     return stub
 
@@ -50,10 +50,10 @@ def stub(grpc_server: GrpcTestServer) -> InventoryStub:
 # margin: timeouts of 0.25 s or more reach the server on a loaded machine (tests/timing.py).
 @given(scenario=deadline_scenarios(min_timeout=0.25, max_timeout=0.3, max_delay=0.45))
 def test_a_slow_server_gets_the_verdict_the_model_predicts(
-    scenario: DeadlineScenario, grpc_server: GrpcTestServer, stub: InventoryStub, grpc_calls: CallLog
+    scenario: DeadlineScenario, grpc_test_server: GrpcTestServer, stub: InventoryStub, grpc_calls: CallLog
 ) -> None:
-    grpc_server.reset()
-    grpc_server.delay(
+    grpc_test_server.reset()
+    grpc_test_server.delay(
         GET_ITEM, scenario.delay, when=scenario.when, honor_cancellation=scenario.honor_cancellation
     )
     call = stub.GetItem.future(GetItemRequest(sku="apple"), timeout=scenario.timeout)

@@ -10,20 +10,20 @@ import pytest_asyncio
 from .aio_server import AioGrpcTestServer
 from .server_base import OptionsArg, ServicerPair, Transport
 
-__all__ = ["grpc_aio_server", "grpc_aio_server_factory"]
+__all__ = ["grpc_aio_test_server", "grpc_aio_test_server_factory"]
 
 AioServerFactory = Callable[..., Awaitable[AioGrpcTestServer]]
 
 
 @pytest_asyncio.fixture
-async def grpc_aio_server(
-    grpc_servicers: Sequence[ServicerPair], request: pytest.FixtureRequest
+async def grpc_aio_test_server(
+    grpc_test_servicers: Sequence[ServicerPair], request: pytest.FixtureRequest
 ) -> AsyncIterator[AioGrpcTestServer]:
-    """A ``grpc.aio`` server on the test's event loop hosting ``grpc_servicers`` (aio handlers),
+    """A ``grpc.aio`` server on the test's event loop hosting ``grpc_test_servicers`` (aio handlers),
     started fresh for the test and stopped at once after it."""
     from .plugin import configured_cascade
 
-    server = AioGrpcTestServer(*grpc_servicers, cascade=configured_cascade(request.config))
+    server = AioGrpcTestServer(*grpc_test_servicers, cascade=configured_cascade(request.config))
     await server.start()
     try:
         yield server
@@ -32,10 +32,10 @@ async def grpc_aio_server(
 
 
 @pytest_asyncio.fixture
-async def grpc_aio_server_factory(
-    grpc_servicers: Sequence[ServicerPair], request: pytest.FixtureRequest
+async def grpc_aio_test_server_factory(
+    grpc_test_servicers: Sequence[ServicerPair], request: pytest.FixtureRequest
 ) -> AsyncIterator[AioServerFactory]:
-    """``server = await grpc_aio_server_factory(*servicer_pairs, transport=..., ...)``: fresh
+    """``server = await grpc_aio_test_server_factory(*servicer_pairs, transport=..., ...)``: fresh
     ``grpc.aio`` servers on the test's loop, each stopped at once after the test."""
     from .plugin import configured_cascade
 
@@ -49,7 +49,7 @@ async def grpc_aio_server_factory(
         options: OptionsArg = None,
     ) -> AioGrpcTestServer:
         server = AioGrpcTestServer(
-            *(servicers or tuple(grpc_servicers)),
+            *(servicers or tuple(grpc_test_servicers)),
             transport=transport,
             host=host,
             options=options,

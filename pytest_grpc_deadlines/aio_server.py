@@ -29,6 +29,7 @@ from .server_base import (
     ServicerPair,
     Transport,
     _pair,
+    note_probe_delay,
 )
 
 __all__ = ["AioGate", "AioGrpcTestServer"]
@@ -273,6 +274,7 @@ class AioGrpcTestServer(ServerBase):
         gate = self._gates.get(full)
         delay = self._delays.get(full)
         if gate is not None:
+            call.provoked = True
             state.gate = gate
             gate.entered += 1
             gate._entered.set()
@@ -284,6 +286,7 @@ class AioGrpcTestServer(ServerBase):
                 call.finish("abandoned")
                 return False
         if delay is not None and delay.when == "before":
+            call.provoked = call.provoked or not delay.honor_cancellation
             result = await self._wait(call, state, delay.next(), delay.honor_cancellation, None)
             if result in ("terminated", "closing"):
                 call.finish("abandoned")
@@ -293,6 +296,7 @@ class AioGrpcTestServer(ServerBase):
     async def _after(self, full: str, call: ServerCall, state: _CallState) -> None:
         delay = self._delays.get(full)
         if delay is not None and delay.when == "after":
+            call.provoked = True
             try:
                 await self._wait(call, state, delay.next(), delay.honor_cancellation, None)
             except asyncio.CancelledError:
@@ -316,6 +320,7 @@ class AioGrpcTestServer(ServerBase):
         elif exc is not None:
             call.finish("aborted", code, _context_details(context), exc)
         else:
+            note_probe_delay(call)
             call.finish("ok", grpc.StatusCode.OK)
 
     def _unary_response(self, full: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:

@@ -86,7 +86,8 @@ def finding(call: ClientCall, policy: AuditPolicy) -> str | None:
         problem = f"a {call.timeout:g} s deadline, above the {policy.max_seconds:g} s maximum"
     else:
         return None
-    return f"{call.method} to {call.target} with {problem}, at {call.site}"
+    via = f" (via {call.library_site})" if call.library_site and call.library_site != call.site else ""
+    return f"{call.method} to {call.target} with {problem}, at {call.site}{via}"
 
 
 def report(calls: Iterable[ClientCall], policy: AuditPolicy, test: str) -> str | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from . import client
+from . import recording
 from .audit import AuditPolicy, finding, parse_marker_policy, report
 from .client import RECORDER
 from .errors import GrpcDeadlinesWarning
@@ -16,25 +16,46 @@ from .overrides import OverrideError
 from .report import SuiteReport
 from .verdicts import CallLog
 
-__all__ = ["CallsPlugin"]
+__all__ = ["FIXTURES", "MARKERS", "CallsPlugin"]
 
 _AUDITED = pytest.StashKey[int]()
 _POLICY = pytest.StashKey[AuditPolicy]()
+
+#: A test that uses any of these used the plugin: the summary is printed for the run.
+MARKERS = frozenset({"grpc_timeouts", "grpc_require_deadlines"})
+FIXTURES = frozenset(
+    {
+        "grpc_timeouts",
+        "grpc_calls",
+        "grpc_test_server",
+        "grpc_test_server_factory",
+        "grpc_test_servicers",
+        "grpc_aio_test_server",
+        "grpc_aio_test_server_factory",
+        "grpc_fake_server",
+    }
+)
+#: A pairs() wait at the end of each test for handlers still running, in all: a handler
+#: released at teardown ends within microseconds; one that does not counts as running.
+_PAIR_WAIT = 0.2
 
 
 class CallsPlugin:
     """Registered by the plugin at configure time; one per pytest session."""
 
-    def __init__(self, config: pytest.Config, policy: AuditPolicy) -> None:
+    def __init__(self, config: pytest.Config, policy: AuditPolicy, *, record: bool, used: bool) -> None:
         self.config = config
         self.policy = policy
-        self.report = SuiteReport()
-        client.install()
+        self.record = record
+        self.report = SuiteReport(used=used or bool(config.getoption("grpc_deadlines_report")))
+        if record:
+            recording.install()
         RECORDER.push()
 
     def close(self) -> None:
         RECORDER.pop()
-        client.uninstall()
+        if self.record:
+            recording.uninstall()
 
     # per test -----------------------------------------------------------------------------------
     def _policy(self, item: pytest.Item) -> AuditPolicy:
@@ -44,6 +65,12 @@ class CallsPlugin:
                 policy = parse_marker_policy(policy, mark.args, mark.kwargs, f"on {item.name}")
             except OverrideError as exc:
                 raise pytest.fail.Exception(str(exc), pytrace=False) from None
+        if policy.mode != "off" and not self.record:
+            raise pytest.fail.Exception(
+                f"grpc_require_deadlines on {item.name} needs call recording, which ini "
+                "grpc_record_calls = false turns off",
+                pytrace=False,
+            )
         return policy
 
     def _audit(self, item: pytest.Item) -> None:
@@ -65,20 +92,20 @@ class CallsPlugin:
         else:
             raise pytest.fail.Exception(message, pytrace=False)
 
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
-        RECORDER.start_test(item.nodeid)
-        try:
-            return (yield)
-        finally:
-            log = CallLog(item.nodeid)
-            # A handler released at teardown ends within microseconds; 0.2 s bounds the wait
-            # for one that does not (its pair then counts as running, not as a disagreement).
-            self.report.add(log, log.pairs(timeout=0.2))
-            RECORDER.start_test(None)
+    def _note_use(self, item: pytest.Item) -> None:
+        if self.report.used:
+            return
+        names = getattr(item, "fixturenames", ())
+        if FIXTURES.intersection(names) or any(m.name in MARKERS for m in item.iter_markers()):
+            self.report.used = True
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        # Each attempt starts afresh (pytest-rerunfailures runs setup, call and teardown again).
+        RECORDER.start_test(item.nodeid)
+        if _AUDITED in item.stash:
+            del item.stash[_AUDITED]
+        self._note_use(item)
         # A bad marker errors the test at setup, before it runs (as grpc_timeouts markers do).
         item.stash[_POLICY] = self._policy(item)
 
@@ -90,10 +117,16 @@ class CallsPlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
-        result = yield
-        if item.stash.get(_AUDITED, None) is not None:
-            self._audit(item)
-        return result
+        try:
+            result = yield
+            if item.stash.get(_AUDITED, None) is not None:
+                self._audit(item)
+            return result
+        finally:
+            log = CallLog(item.nodeid)
+            self.report.add(log, log.pairs(timeout=_PAIR_WAIT))
+            RECORDER.start_test(None)
+            self.report.add_background(RECORDER.take_background())
 
     # the suite ----------------------------------------------------------------------------------
     @pytest.hookimpl(optionalhook=True)
@@ -103,9 +136,10 @@ class CallsPlugin:
             self.report.merge(data)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self.report.add_background(RECORDER.take_background())
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:  # an xdist worker: the controller reports
-            workeroutput["grpc_deadlines"] = self.report.to_dict()
+            workeroutput["grpc_deadlines"] = {**self.report.to_dict(), "used": self.report.used}
             return
         path = self.config.getoption("grpc_deadlines_json")
         if path:
@@ -114,7 +148,7 @@ class CallsPlugin:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if getattr(self.config, "workeroutput", None) is not None:
             return
-        if not self.report.calls and not self.config.getoption("grpc_deadlines_report"):
+        if not self.report.used:
             return
         terminalreporter.section("gRPC deadlines")
         for line in self.report.lines():

@@ -12,7 +12,7 @@ from .server import GrpcTestServer
 from .server_base import ServicerPair
 from .verdicts import CallLog
 
-__all__ = ["grpc_calls", "grpc_server", "grpc_server_factory", "grpc_servicers"]
+__all__ = ["grpc_calls", "grpc_test_server", "grpc_test_server_factory", "grpc_test_servicers"]
 
 
 @pytest.fixture
@@ -23,19 +23,19 @@ def grpc_calls(request: pytest.FixtureRequest) -> CallLog:
 
 
 @pytest.fixture(scope="module")
-def grpc_servicers() -> Sequence[ServicerPair]:
+def grpc_test_servicers() -> Sequence[ServicerPair]:
     """The ``(add_FooServicer_to_server, FooServicer())`` pairs the server fixtures host.
     Override it (module scope) to host your own; the default is the built-in probe service."""
     return [(add_ProbeServicer_to_server, ProbeServicer())]
 
 
 @pytest.fixture(scope="module")
-def _grpc_server_pool(
-    grpc_servicers: Sequence[ServicerPair], pytestconfig: pytest.Config
+def _grpc_test_server_pool(
+    grpc_test_servicers: Sequence[ServicerPair], pytestconfig: pytest.Config
 ) -> Iterator[ServerPool]:
     from .plugin import configured_cascade
 
-    pool = ServerPool(grpc_servicers, configured_cascade(pytestconfig))
+    pool = ServerPool(grpc_test_servicers, configured_cascade(pytestconfig))
     try:
         yield pool
     finally:
@@ -43,11 +43,11 @@ def _grpc_server_pool(
 
 
 @pytest.fixture
-def grpc_server(_grpc_server_pool: ServerPool) -> Iterator[GrpcTestServer]:
-    """A sync grpc server hosting ``grpc_servicers``, reused across a module and reset for each
+def grpc_test_server(_grpc_test_server_pool: ServerPool) -> Iterator[GrpcTestServer]:
+    """A sync grpc server hosting ``grpc_test_servicers``, reused across a module and reset for each
     test: delays, gates, faults and records start empty, and nothing a previous test left
-    running can reach this one. Channels from ``grpc_server.channel()`` close after the test."""
-    server = _grpc_server_pool.get()
+    running can reach this one. Channels from ``grpc_test_server.channel()`` close after the test."""
+    server = _grpc_test_server_pool.get()
     server.reset()
     try:
         yield server
@@ -57,15 +57,15 @@ def grpc_server(_grpc_server_pool: ServerPool) -> Iterator[GrpcTestServer]:
 
 
 @pytest.fixture
-def grpc_server_factory(
-    grpc_servicers: Sequence[ServicerPair], pytestconfig: pytest.Config
+def grpc_test_server_factory(
+    grpc_test_servicers: Sequence[ServicerPair], pytestconfig: pytest.Config
 ) -> Iterator[ServerFactory]:
-    """``grpc_server_factory(*servicer_pairs, transport="tcp" | "unix", host=..., options=...,
-    max_workers=...)`` starts fresh sync servers (hosting ``grpc_servicers`` when no pairs are
+    """``grpc_test_server_factory(*servicer_pairs, transport="tcp" | "unix", host=..., options=...,
+    max_workers=...)`` starts fresh sync servers (hosting ``grpc_test_servicers`` when no pairs are
     given); each is stopped at once after the test."""
     from .plugin import configured_cascade
 
-    factory = ServerFactory(grpc_servicers, configured_cascade(pytestconfig))
+    factory = ServerFactory(grpc_test_servicers, configured_cascade(pytestconfig))
     try:
         yield factory
     finally:

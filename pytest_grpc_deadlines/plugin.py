@@ -15,6 +15,7 @@ from .calls_plugin import CallsPlugin
 from .cascade import DAGSTER, Cascade, Resolved
 from .environment import AppliedSettings, plan
 from .overrides import Layer, OverrideError, load_cascade, parse_assignments, parse_marker
+from .sites import configure_skips
 
 HELP_TIMEOUT = (
     "set a timeout cascade setting for every test, NAME=VALUE (e.g. sensor=30); repeatable. "
@@ -34,7 +35,18 @@ HELP_EXEMPT = (
     "with grpc_require_deadlines: methods never flagged, one pattern a line "
     "(fnmatch, e.g. grpc.health.v1.Health/*)"
 )
-HELP_REPORT = "always print the gRPC deadlines summary (by default: when any call was recorded)"
+HELP_REPORT = (
+    "always print the gRPC deadlines summary (by default: when the run used the plugin's markers, "
+    "options, ini keys or fixtures)"
+)
+HELP_RECORD = (
+    "record client calls (for grpc_calls, the deadline audit and the summary): true or false. "
+    "Default: true. To keep the plugin from loading at all, use -p no:grpc_deadlines"
+)
+HELP_SITE_SKIP = (
+    "module or path prefixes whose frames are not a call's site, one a line (e.g. myproject.rpc "
+    "or src/generated/); grpc, installed packages and the standard library are always skipped"
+)
 HELP_JSON = "write the gRPC deadlines summary as JSON to PATH (merged across xdist workers)"
 HELP_CASCADE = (
     "the timeout cascade to use, as module:attribute naming a pytest_grpc_deadlines.Cascade "
@@ -71,6 +83,36 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("grpc_require_deadlines", HELP_REQUIRE, default="false")
     parser.addini("grpc_max_deadline", HELP_MAX_DEADLINE, default="")
     parser.addini("grpc_deadline_exempt_methods", HELP_EXEMPT, type="linelist", default=[])
+    parser.addini("grpc_record_calls", HELP_RECORD, default="true")
+    parser.addini("grpc_call_site_skip", HELP_SITE_SKIP, type="linelist", default=[])
+
+
+#: ini keys of this plugin whose setting means the run uses it (their defaults are empty)
+_INI_KEYS = (
+    "grpc_timeouts",
+    "grpc_deadlines_cascade",
+    "grpc_max_deadline",
+    "grpc_deadline_exempt_methods",
+    "grpc_call_site_skip",
+)
+
+
+def _parse_bool(text: str, where: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise OverrideError(f"{where}: {text!r} is not accepted; use true or false")
+
+
+def _used(config: pytest.Config) -> bool:
+    """Whether the run's options or ini file name this plugin's settings."""
+    if config.getoption("grpc_timeout") or config.getoption("grpc_deadlines_json"):
+        return True
+    if str(config.getini("grpc_require_deadlines")).strip().lower() not in ("", "false"):
+        return True
+    return any(config.getini(key) for key in _INI_KEYS)
 
 
 def _marker_signature(cascade: Cascade) -> str:
@@ -95,6 +137,12 @@ def pytest_configure(config: pytest.Config) -> None:
             str(config.getini("grpc_max_deadline")),
             config.getini("grpc_deadline_exempt_methods"),
         )
+        record = _parse_bool(str(config.getini("grpc_record_calls")), "ini grpc_record_calls")
+        if policy.mode != "off" and not record:
+            raise OverrideError(
+                "ini grpc_require_deadlines needs call recording, which ini grpc_record_calls = false "
+                "turns off; set one of them differently"
+            )
     except OverrideError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.addinivalue_line("markers", _marker_signature(cascade))
@@ -104,7 +152,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "code makes an RPC without a deadline (or with one above max_seconds); "
         "grpc_require_deadlines(False) exempts it from ini grpc_require_deadlines.",
     )
-    calls = CallsPlugin(config, policy)
+    configure_skips(config.getini("grpc_call_site_skip"))
+    calls = CallsPlugin(config, policy, record=record, used=_used(config))
     config.stash[_CALLS] = calls
     config.pluginmanager.register(calls, "grpc_deadlines.calls")
     layers = tuple(layer for layer in (ini, cli) if layer.values)

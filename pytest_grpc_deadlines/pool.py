@@ -1,4 +1,4 @@
-"""Reused servers for the ``grpc_server`` fixture, and the per-test ``grpc_server_factory``."""
+"""Reused servers for the ``grpc_test_server`` fixture, and the per-test ``grpc_test_server_factory``."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class ServerPool:
 
 
 class ServerFactory:
-    """``grpc_server_factory(*servicer_pairs, transport=..., ...)``: fresh sync servers, each
+    """``grpc_test_server_factory(*servicer_pairs, transport=..., ...)``: fresh sync servers, each
     stopped at once at the end of the test."""
 
     def __init__(self, default_servicers: Sequence[ServicerPair], cascade: Cascade) -> None:
@@ -60,9 +60,9 @@ class ServerFactory:
     ) -> GrpcTestServer:
         if aio:
             raise ValueError(
-                "grpc_server_factory(aio=True): an asyncio server must run on the test's own "
-                "event loop; in an async test use the grpc_aio_server_factory fixture "
-                "(server = await grpc_aio_server_factory(...)) or grpc_aio_server"
+                "grpc_test_server_factory(aio=True): an asyncio server must run on the test's own "
+                "event loop; in an async test use the grpc_aio_test_server_factory fixture "
+                "(server = await grpc_aio_test_server_factory(...)) or grpc_aio_test_server"
             )
         server = GrpcTestServer(
             *(servicers or self._default),

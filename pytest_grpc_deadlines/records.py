@@ -40,6 +40,10 @@ class ServerCall:
     exception: BaseException | None = field(default=None, repr=False)
     #: The pairing header's value when the call came through a recorded client channel.
     client_call_id: str | None = None
+    #: The test made this call outlive its client on purpose: it met a gate (``hold``), a delay
+    #: after the servicer, or a delay that ignores cancellation. A disagreement on such a call
+    #: is expected, and the suite report counts it apart from surprises.
+    provoked: bool = False
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
     _waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(
         default_factory=list, repr=False

@@ -2,20 +2,26 @@
 
 Kept as plain data so xdist workers can send it to the controller, which merges it.
 
-JSON schema (``--grpc-deadlines-json PATH``), version 1::
+JSON schema (``--grpc-deadlines-json PATH``), version 2::
 
     {
-      "version": 1,
-      "calls": int,                           # client calls recorded
+      "version": 2,
+      "calls": int,                           # client calls recorded in tests
       "by_code": {"OK": int, "DEADLINE_EXCEEDED": int, ...},   # "RUNNING" for unfinished
-      "no_deadline": [{"test", "method", "target", "site"}],
-      "disagreements": [{"test", "method", "target", "site", "client_code", "server_outcome"}],
+      "no_deadline": [{"test", "method", "target", "site", "library_site"}],
+      "disagreements": [{... as no_deadline, "client_code", "server_outcome"}],
+      "expected_disagreements": [same keys as disagreements],
       "violations": [same keys as disagreements],
-      "near_misses": [{"test", "method", "target", "site", "timeout", "elapsed", "used"}]
+      "near_misses": [{... as no_deadline, "timeout", "elapsed", "used"}],
+      "background": [{"thread", "method", "target", "site", "library_site"}]
     }
 
-``used`` is elapsed / timeout; near misses are calls that succeeded after using over 80% of their
-deadline, tightest first.
+``disagreements`` are the surprises; ``expected_disagreements`` are those on server calls the
+test itself made outlive their client (a gate, a delay after the servicer or one that ignores
+cancellation). ``background`` calls came from threads that were already running when the test
+that was running started (an earlier test's, say): they count against no test. ``used`` is
+elapsed / timeout; near misses are calls that succeeded after using over 80% of their deadline,
+tightest first. Version 1 had no ``expected_disagreements``, ``background`` or ``library_site``.
 """
 
 from __future__ import annotations
@@ -37,7 +43,19 @@ _SHOWN = 10
 
 
 def _where(call: ClientCall) -> dict[str, Any]:
-    return {"test": call.test, "method": call.method, "target": call.target, "site": call.site}
+    return {
+        "test": call.test,
+        "method": call.method,
+        "target": call.target,
+        "site": call.site,
+        "library_site": call.library_site,
+    }
+
+
+def _background(call: ClientCall) -> dict[str, Any]:
+    where = _where(call)
+    del where["test"]
+    return {"thread": call.thread, **where}
 
 
 @dataclass
@@ -46,6 +64,10 @@ class SuiteReport:
     by_code: Counter[str] = field(default_factory=Counter)
     no_deadline: list[dict[str, Any]] = field(default_factory=list)
     disagreements: list[dict[str, Any]] = field(default_factory=list)
+    expected_disagreements: list[dict[str, Any]] = field(default_factory=list)
+    background: list[dict[str, Any]] = field(default_factory=list)
+    #: whether the run used the plugin (a marker, option, ini key or fixture of its own)
+    used: bool = False
     violations: list[dict[str, Any]] = field(default_factory=list)
     near_misses: list[dict[str, Any]] = field(default_factory=list)
 
@@ -79,25 +101,43 @@ class SuiteReport:
                     "client_code": pair.client.code.name if pair.client.code is not None else None,
                     "server_outcome": pair.server.outcome,
                 }
-                (self.disagreements if pair.verdict == "disagreement" else self.violations).append(entry)
+                if pair.verdict == "violation":
+                    self.violations.append(entry)
+                elif pair.server.provoked:
+                    self.expected_disagreements.append(entry)
+                else:
+                    self.disagreements.append(entry)
+
+    def add_background(self, calls: Iterable[ClientCall]) -> None:
+        self.background.extend(_background(c) for c in calls if not c.internal)
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "version": 1,
+            "version": 2,
             "calls": self.calls,
             "by_code": dict(sorted(self.by_code.items())),
             "no_deadline": self.no_deadline,
             "disagreements": self.disagreements,
+            "expected_disagreements": self.expected_disagreements,
             "violations": self.violations,
             "near_misses": sorted(self.near_misses, key=lambda m: -float(m["used"])),
+            "background": self.background,
         }
 
     def merge(self, data: dict[str, Any]) -> None:
         """Add a worker's ``to_dict()``."""
         self.calls += int(data.get("calls", 0))
         self.by_code.update({str(k): int(v) for k, v in data.get("by_code", {}).items()})
-        for key in ("no_deadline", "disagreements", "violations", "near_misses"):
+        for key in (
+            "no_deadline",
+            "disagreements",
+            "expected_disagreements",
+            "violations",
+            "near_misses",
+            "background",
+        ):
             getattr(self, key).extend(data.get(key, []))
+        self.used = self.used or bool(data.get("used", False))
 
     def write_json(self, path: str) -> None:
         with open(path, "w", encoding="utf-8") as handle:
@@ -114,9 +154,21 @@ class SuiteReport:
             ("calls with no deadline", data["no_deadline"], "plain"),
             (f"near misses (OK after over {NEAR_MISS:.0%} of the deadline)", data["near_misses"], "near"),
         ]
+        if data["expected_disagreements"]:  # provoked on purpose: counted, not listed
+            title = "expected disagreements (provoked by the tests' gates and delays)"
+            sections.insert(2, (title, data["expected_disagreements"], "count"))
+        if data["background"]:
+            sections.append(
+                ("background calls (from threads older than the test)", data["background"], "thread")
+            )
         for title, entries, kind in sections:
             out.append(f"{title}: {len(entries)}")
+            if kind == "count":
+                continue
             for entry in entries[:_SHOWN]:
+                if kind == "thread":
+                    out.append(f"  thread {entry['thread']}: {entry['method']} at {entry['site']}")
+                    continue
                 text = f"  {entry['test']}: {entry['method']} at {entry['site']}"
                 if kind == "pair":
                     text += f" (client {entry['client_code']}, server {entry['server_outcome']})"

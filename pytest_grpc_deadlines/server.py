@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 
 from .cascade import DAGSTER, Cascade
+from .client import serving
 from .probe import ProbeStub, deadline_seconds
 from .records import ServerCall
 from .server_base import (
@@ -30,6 +31,7 @@ from .server_base import (
     ServicerPair,
     Transport,
     _pair,
+    note_probe_delay,
 )
 
 __all__ = ["Gate", "GrpcTestServer"]
@@ -259,6 +261,7 @@ class GrpcTestServer(ServerBase):
             gate = self._gates.get(full)
             delay = self._delays.get(full)
         if gate is not None:
+            call.provoked = True
             with self._cond:
                 state.gate = gate
                 gate.entered += 1
@@ -271,15 +274,17 @@ class GrpcTestServer(ServerBase):
                 call.finish("abandoned")
                 return False
         if delay is not None and delay.when == "before":
+            call.provoked = call.provoked or not delay.honor_cancellation
             result = self._wait(state, delay.next(), delay.honor_cancellation, None)
             if result in ("terminated", "closing"):
                 call.finish("abandoned")
                 return False
         return True
 
-    def _after(self, full: str, state: _CallState) -> None:
+    def _after(self, full: str, call: ServerCall, state: _CallState) -> None:
         delay = self._delays.get(full)
         if delay is not None and delay.when == "after":
+            call.provoked = True
             self._wait(state, delay.next(), delay.honor_cancellation, None)
 
     def _abort(self, call: ServerCall, context: Any, code: grpc.StatusCode, details: str) -> None:
@@ -288,6 +293,7 @@ class GrpcTestServer(ServerBase):
 
     @staticmethod
     def _returned(call: ServerCall, context: Any) -> None:
+        note_probe_delay(call)
         code = _context_code(context)
         if code is not None and code is not grpc.StatusCode.OK:
             call.finish("aborted", code, _context_details(context))
@@ -310,13 +316,14 @@ class GrpcTestServer(ServerBase):
             else:
                 argument = _FirstRecorded(argument, call)
             try:
-                if not self._before(full, call, state):
-                    context.abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
-                fault = self._take_fault(full)
-                if fault is not None:
-                    self._abort(call, context, fault.code, fault.details)
-                response = behaviour(argument, context)
-                self._after(full, state)
+                with serving():
+                    if not self._before(full, call, state):
+                        context.abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
+                    fault = self._take_fault(full)
+                    if fault is not None:
+                        self._abort(call, context, fault.code, fault.details)
+                    response = behaviour(argument, context)
+                    self._after(full, call, state)
                 self._returned(call, context)
                 return response
             except Exception as exc:
@@ -332,26 +339,10 @@ class GrpcTestServer(ServerBase):
                 call.request = argument
             else:
                 argument = _FirstRecorded(argument, call)
-            responses: Any = None
             try:
-                if not self._before(full, call, state):
-                    context.abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
-                fault = self._take_fault(full)
-                if fault is not None and fault.after_messages == 0:
-                    self._abort(call, context, fault.code, fault.details)
-                interval = self._intervals.get(full)
-                responses = iter(behaviour(argument, context))
-                for count, message in enumerate(responses):
-                    if fault is not None and count >= fault.after_messages:
-                        self._abort(call, context, fault.code, fault.details)
-                    if interval is not None and self._wait(state, interval, True, None) != "elapsed":
-                        call.finish("abandoned")
-                        context.abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
-                    yield message
-                if fault is not None:
-                    self._abort(call, context, fault.code, fault.details)
-                self._after(full, state)
-                self._returned(call, context)
+                # The generator runs on this one worker thread, so the mark holds across yields.
+                with serving():
+                    yield from self._serve_stream(full, behaviour, argument, context, call, state)
             except GeneratorExit:
                 call.mark_cancelled()
                 call.finish("abandoned")
@@ -359,12 +350,42 @@ class GrpcTestServer(ServerBase):
             except Exception as exc:
                 self._raised(call, context, exc)
                 raise
-            finally:
-                close = getattr(responses, "close", None)
-                if close is not None:
-                    close()
 
         return handle
+
+    def _serve_stream(
+        self,
+        full: str,
+        behaviour: Callable[..., Any],
+        argument: Any,
+        context: Any,
+        call: ServerCall,
+        state: Any,
+    ) -> Iterator[Any]:
+        responses: Any = None
+        try:
+            if not self._before(full, call, state):
+                context.abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
+            fault = self._take_fault(full)
+            if fault is not None and fault.after_messages == 0:
+                self._abort(call, context, fault.code, fault.details)
+            interval = self._intervals.get(full)
+            responses = iter(behaviour(argument, context))
+            for count, message in enumerate(responses):
+                if fault is not None and count >= fault.after_messages:
+                    self._abort(call, context, fault.code, fault.details)
+                if interval is not None and self._wait(state, interval, True, None) != "elapsed":
+                    call.finish("abandoned")
+                    context.abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
+                yield message
+            if fault is not None:
+                self._abort(call, context, fault.code, fault.details)
+            self._after(full, call, state)
+            self._returned(call, context)
+        finally:
+            close = getattr(responses, "close", None)
+            if close is not None:
+                close()
 
 
 class _FirstRecorded(Iterator[Any]):

@@ -19,7 +19,15 @@ from .client import CALL_ID_HEADER, RECORDER
 from .invariants import INT32_MAX
 from .records import ServerCall
 
-__all__ = ["DEFAULT_GRACE", "RESET_DETAILS", "ServerBase", "ServicerPair", "Transport", "_pair"]
+__all__ = [
+    "DEFAULT_GRACE",
+    "RESET_DETAILS",
+    "ServerBase",
+    "ServicerPair",
+    "Transport",
+    "_pair",
+    "note_probe_delay",
+]
 
 Transport = Literal["tcp", "unix"]
 ServicerPair = tuple[Callable[[Any, Any], Any], Any]
@@ -97,6 +105,17 @@ def _pair(call: ServerCall) -> None:
             call.client_call_id = value.decode() if isinstance(value, bytes) else value
             RECORDER.add_server_call(call.client_call_id, call)
             return
+
+
+def note_probe_delay(call: ServerCall) -> None:
+    """A probe request that asks the server to wait (``delay_seconds``, ``interval_seconds``)
+    makes the call outlive its client on purpose: it is provoked, as a gate or delay is."""
+    from .probe import PROBE_SERVICE_NAME  # protobuf is loaded once a server hosts the probe
+
+    if call.method.startswith(PROBE_SERVICE_NAME + "/"):
+        request = call.request
+        if getattr(request, "delay_seconds", 0) > 0 or getattr(request, "interval_seconds", 0) > 0:
+            call.provoked = True
 
 
 class _Capture:

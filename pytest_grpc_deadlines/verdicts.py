@@ -6,6 +6,7 @@ guide warns about, a server handler that ended OK while the client gave up, is a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from typing import Literal, NamedTuple, overload
 
@@ -78,13 +79,14 @@ class CallLog(Sequence[ClientCall]):
         return f"CallLog({self._calls()!r})"
 
     def pairs(self, timeout: float = 1.0) -> list[Pair]:
-        """``(client_call, server_call, verdict)`` for each call, waiting up to ``timeout`` s for
-        server handlers that are still running to end."""
+        """``(client_call, server_call, verdict)`` for each call, waiting up to ``timeout`` s in
+        all for server handlers that are still running to end."""
         out: list[Pair] = []
+        deadline = time.monotonic() + timeout
         for client in self._calls():
             server = self._recorder.server_call(client.call_id)
             if server is not None and server.outcome == "running":
-                server.wait(timeout)
+                server.wait(max(0.0, deadline - time.monotonic()))
             out.append(Pair(client, server, verdict(client, server)))
         return out
 

@@ -1,7 +1,7 @@
 """A generated suite of server tests under pytest-xdist: does it pass, how long, how much memory.
 
 Run ``python scripts/scale.py`` (``--tests 2000 --workers 2`` by default). It writes a test file
-with that many parametrized tests, each taking the ``grpc_server`` fixture and making one call,
+with that many parametrized tests, each taking the ``grpc_test_server`` fixture and making one call,
 into a temporary directory, runs ``python -m pytest -n WORKERS -q`` on it in a subprocess, and
 prints the outcome, the wall time and the peak memory:
 
@@ -35,11 +35,11 @@ from pytest_grpc_deadlines.probe import ProbeRequest
 
 
 @pytest.mark.parametrize("n", range({tests}))
-def test_call(grpc_server, n):
+def test_call(grpc_test_server, n):
     size = n % 64
-    response = grpc_server.probe().Unary(ProbeRequest(response_bytes=size), timeout=10)
+    response = grpc_test_server.probe().Unary(ProbeRequest(response_bytes=size), timeout=10)
     assert response.payload == b"x" * size
-    [call] = grpc_server.calls
+    [call] = grpc_test_server.calls
     assert call.outcome == "ok"
 """
 
@@ -98,7 +98,9 @@ class _Sampler(threading.Thread):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run a generated suite of grpc_server tests under xdist.")
+    parser = argparse.ArgumentParser(
+        description="Run a generated suite of grpc_test_server tests under xdist."
+    )
     parser.add_argument("--tests", type=int, default=2000, help="how many tests (default 2000)")
     parser.add_argument("--workers", type=int, default=2, help="xdist workers, -n (default 2)")
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds the run may take")

@@ -54,8 +54,8 @@ async def _first_call(server: AioGrpcTestServer) -> Any:
 # --- lifecycle -----------------------------------------------------------------------------------
 
 
-async def test_start_on_a_running_server_keeps_it(grpc_aio_server_factory: AioFactory) -> None:
-    server = await grpc_aio_server_factory()
+async def test_start_on_a_running_server_keeps_it(grpc_aio_test_server_factory: AioFactory) -> None:
+    server = await grpc_aio_test_server_factory()
     target = server.target
     assert server.is_running
     assert await server.start() is server
@@ -65,9 +65,9 @@ async def test_start_on_a_running_server_keeps_it(grpc_aio_server_factory: AioFa
 
 
 async def test_restart_fails_loudly_when_another_socket_took_the_port(
-    grpc_aio_server_factory: AioFactory,
+    grpc_aio_test_server_factory: AioFactory,
 ) -> None:
-    server = await grpc_aio_server_factory()
+    server = await grpc_aio_test_server_factory()
     port = int(server.target.rpartition(":")[2])
     await server.stop(None)
     with socket.socket() as squatter:
@@ -88,39 +88,39 @@ async def test_stop_without_a_grace_setting_stops_at_once() -> None:
 
 
 async def test_a_method_nothing_hosts_is_unimplemented_and_not_recorded(
-    grpc_aio_server: AioGrpcTestServer,
+    grpc_aio_test_server: AioGrpcTestServer,
 ) -> None:
-    call = grpc_aio_server.channel().unary_unary("/nowhere.Service/Method")(b"", timeout=5)
+    call = grpc_aio_test_server.channel().unary_unary("/nowhere.Service/Method")(b"", timeout=5)
     assert (await _error(call)).code() is grpc.StatusCode.UNIMPLEMENTED
-    assert grpc_aio_server.calls == []
+    assert grpc_aio_test_server.calls == []
 
 
 # --- gates ---------------------------------------------------------------------------------------
 
 
-async def test_hold_refuses_a_non_bool_honor_cancellation(grpc_aio_server: AioGrpcTestServer) -> None:
+async def test_hold_refuses_a_non_bool_honor_cancellation(grpc_aio_test_server: AioGrpcTestServer) -> None:
     with pytest.raises(ValueError, match="honor_cancellation='yes' must be True or False"):
-        grpc_aio_server.hold(UNARY, honor_cancellation="yes")  # type: ignore[arg-type]
+        grpc_aio_test_server.hold(UNARY, honor_cancellation="yes")  # type: ignore[arg-type]
 
 
 async def test_holding_a_method_again_releases_the_calls_the_old_gate_held(
-    grpc_aio_server: AioGrpcTestServer,
+    grpc_aio_test_server: AioGrpcTestServer,
 ) -> None:
-    first = grpc_aio_server.hold(UNARY)
-    call = asyncio.ensure_future(grpc_aio_server.probe().Unary(ProbeRequest(), timeout=30))
+    first = grpc_aio_test_server.hold(UNARY)
+    call = asyncio.ensure_future(grpc_aio_test_server.probe().Unary(ProbeRequest(), timeout=30))
     assert await first.wait_entered(10)
     assert repr(first) == f"AioGate({UNARY}, entered=1, released=False)"
-    second = grpc_aio_server.hold(UNARY)
+    second = grpc_aio_test_server.hold(UNARY)
     assert (await asyncio.wait_for(call, 10)).index == 0
     assert repr(first) == f"AioGate({UNARY}, entered=1, released=True)"
     assert (second.entered, second.released) == (0, False)
 
 
-async def test_wait_async_is_false_while_the_handler_is_held(grpc_aio_server: AioGrpcTestServer) -> None:
-    gate = grpc_aio_server.hold(UNARY)
-    call = asyncio.ensure_future(grpc_aio_server.probe().Unary(ProbeRequest(), timeout=30))
+async def test_wait_async_is_false_while_the_handler_is_held(grpc_aio_test_server: AioGrpcTestServer) -> None:
+    gate = grpc_aio_test_server.hold(UNARY)
+    call = asyncio.ensure_future(grpc_aio_test_server.probe().Unary(ProbeRequest(), timeout=30))
     assert await gate.wait_entered(10)
-    [record] = grpc_aio_server.calls
+    [record] = grpc_aio_test_server.calls
     assert not await record.wait_async(0.01)  # margin: none needed, the gate is shut
     gate.release()
     assert await record.wait_async(10)
@@ -128,28 +128,28 @@ async def test_wait_async_is_false_while_the_handler_is_held(grpc_aio_server: Ai
 
 
 async def test_a_delay_shorter_than_the_deadline_only_slows_the_call(
-    grpc_aio_server: AioGrpcTestServer,
+    grpc_aio_test_server: AioGrpcTestServer,
 ) -> None:
-    grpc_aio_server.delay(UNARY, 0.05)  # margin: 50 ms against a 30 s deadline
-    assert (await grpc_aio_server.probe().Unary(ProbeRequest(), timeout=30)).index == 0
-    [record] = grpc_aio_server.calls
+    grpc_aio_test_server.delay(UNARY, 0.05)  # margin: 50 ms against a 30 s deadline
+    assert (await grpc_aio_test_server.probe().Unary(ProbeRequest(), timeout=30)).index == 0
+    [record] = grpc_aio_test_server.calls
     assert (record.outcome, record.cancelled) == ("ok", False)
     assert record.duration is not None
     assert record.duration >= 0.05
 
 
 async def test_a_cancellation_aware_delay_behind_a_gate_abandons_a_call_whose_client_left(
-    grpc_aio_server: AioGrpcTestServer,
+    grpc_aio_test_server: AioGrpcTestServer,
 ) -> None:
     """The gate ignores the client leaving; the delay after it does not, so the servicer
     never runs once the gate opens."""
-    gate = grpc_aio_server.hold(UNARY)
-    grpc_aio_server.delay(UNARY, 30)
-    call = grpc_aio_server.probe().Unary(ProbeRequest(), timeout=REACHES_SERVER)
+    gate = grpc_aio_test_server.hold(UNARY)
+    grpc_aio_test_server.delay(UNARY, 30)
+    call = grpc_aio_test_server.probe().Unary(ProbeRequest(), timeout=REACHES_SERVER)
     assert (await _error(call)).code() is grpc.StatusCode.DEADLINE_EXCEEDED
     assert await gate.wait_cancelled(10)
     gate.release()
-    [record] = grpc_aio_server.calls
+    [record] = grpc_aio_test_server.calls
     assert await record.wait_async(10), "the delay slept although the client had left"
     assert (record.outcome, record.cancelled) == ("abandoned", True)
 
@@ -157,11 +157,13 @@ async def test_a_cancellation_aware_delay_behind_a_gate_abandons_a_call_whose_cl
 # --- abandoned calls end CANCELLED, never OK ------------------------------------------------------
 
 
-async def test_reset_during_a_delay_ends_a_unary_call_cancelled(grpc_aio_server: AioGrpcTestServer) -> None:
-    grpc_aio_server.delay(UNARY, 30)
-    call = asyncio.ensure_future(grpc_aio_server.probe().Unary(ProbeRequest(), timeout=30))
-    record = await _first_call(grpc_aio_server)
-    grpc_aio_server.reset()
+async def test_reset_during_a_delay_ends_a_unary_call_cancelled(
+    grpc_aio_test_server: AioGrpcTestServer,
+) -> None:
+    grpc_aio_test_server.delay(UNARY, 30)
+    call = asyncio.ensure_future(grpc_aio_test_server.probe().Unary(ProbeRequest(), timeout=30))
+    record = await _first_call(grpc_aio_test_server)
+    grpc_aio_test_server.reset()
     error = await _error(call)
     assert (error.code(), error.details()) == (grpc.StatusCode.CANCELLED, RESET)
     assert record.outcome == "abandoned"
@@ -169,13 +171,13 @@ async def test_reset_during_a_delay_ends_a_unary_call_cancelled(grpc_aio_server:
 
 @pytest.mark.parametrize("how", ["delay", "stream_interval"])
 async def test_reset_ends_a_waiting_response_stream_cancelled_not_short(
-    grpc_aio_server: AioGrpcTestServer, how: str
+    grpc_aio_test_server: AioGrpcTestServer, how: str
 ) -> None:
-    getattr(grpc_aio_server, how)(STREAM, 30)
-    stream = grpc_aio_server.probe().ServerStream(ProbeRequest(responses=3), timeout=30)
+    getattr(grpc_aio_test_server, how)(STREAM, 30)
+    stream = grpc_aio_test_server.probe().ServerStream(ProbeRequest(responses=3), timeout=30)
     read = asyncio.ensure_future(_messages(stream))
-    record = await _first_call(grpc_aio_server)
-    grpc_aio_server.reset()
+    record = await _first_call(grpc_aio_test_server)
+    grpc_aio_test_server.reset()
     error = await _error(read)
     assert (error.code(), error.details()) == (grpc.StatusCode.CANCELLED, RESET)
     assert record.outcome == "abandoned"
@@ -184,12 +186,12 @@ async def test_reset_ends_a_waiting_response_stream_cancelled_not_short(
 # --- faults on streams ---------------------------------------------------------------------------
 
 
-async def test_a_stream_fault_fails_before_the_first_message(grpc_aio_server: AioGrpcTestServer) -> None:
-    grpc_aio_server.fail(STREAM, grpc.StatusCode.DATA_LOSS, "lost")
+async def test_a_stream_fault_fails_before_the_first_message(grpc_aio_test_server: AioGrpcTestServer) -> None:
+    grpc_aio_test_server.fail(STREAM, grpc.StatusCode.DATA_LOSS, "lost")
     received: list[int] = []
 
     async def read() -> None:
-        async for message in grpc_aio_server.probe().ServerStream(ProbeRequest(responses=3), timeout=5):
+        async for message in grpc_aio_test_server.probe().ServerStream(ProbeRequest(responses=3), timeout=5):
             received.append(message.index)
 
     error = await _error(read())
@@ -197,18 +199,18 @@ async def test_a_stream_fault_fails_before_the_first_message(grpc_aio_server: Ai
 
 
 async def test_a_stream_shorter_than_after_messages_fails_at_its_end(
-    grpc_aio_server: AioGrpcTestServer,
+    grpc_aio_test_server: AioGrpcTestServer,
 ) -> None:
-    grpc_aio_server.fail(STREAM, grpc.StatusCode.ABORTED, after_messages=5)
+    grpc_aio_test_server.fail(STREAM, grpc.StatusCode.ABORTED, after_messages=5)
     received: list[int] = []
 
     async def read() -> None:
-        async for message in grpc_aio_server.probe().ServerStream(ProbeRequest(responses=3), timeout=5):
+        async for message in grpc_aio_test_server.probe().ServerStream(ProbeRequest(responses=3), timeout=5):
             received.append(message.index)
 
     error = await _error(read())
     assert (received, error.code()) == ([0, 1, 2], grpc.StatusCode.ABORTED)
-    [record] = grpc_aio_server.calls
+    [record] = grpc_aio_test_server.calls
     assert (record.outcome, record.code) == ("aborted", grpc.StatusCode.ABORTED)
 
 
@@ -245,9 +247,9 @@ async def _requests(*messages: bytes) -> AsyncIterator[bytes]:
 
 
 async def test_a_servicer_that_writes_with_context_write_streams_its_messages(
-    grpc_aio_server_factory: AioFactory,
+    grpc_aio_test_server_factory: AioFactory,
 ) -> None:
-    server = await grpc_aio_server_factory((_add_writer, _Writer()))
+    server = await grpc_aio_test_server_factory((_add_writer, _Writer()))
     channel = server.channel()
     chorus = channel.unary_stream("/tests.Writer/Chorus")(b"la", timeout=5)
     assert await _messages(chorus) == [b"la0", b"la1", b"la2"]
@@ -259,8 +261,10 @@ async def test_a_servicer_that_writes_with_context_write_streams_its_messages(
     ]
 
 
-async def test_a_writing_servicer_still_gets_delays_and_faults(grpc_aio_server_factory: AioFactory) -> None:
-    server = await grpc_aio_server_factory((_add_writer, _Writer()))
+async def test_a_writing_servicer_still_gets_delays_and_faults(
+    grpc_aio_test_server_factory: AioFactory,
+) -> None:
+    server = await grpc_aio_test_server_factory((_add_writer, _Writer()))
     server.delay("tests.Writer/Chorus", 30)
     chorus = server.channel().unary_stream("/tests.Writer/Chorus")(b"la", timeout=REACHES_SERVER)
     assert (await _error(_messages(chorus))).code() is grpc.StatusCode.DEADLINE_EXCEEDED
@@ -272,8 +276,10 @@ async def test_a_writing_servicer_still_gets_delays_and_faults(grpc_aio_server_f
     assert (delayed.outcome, failed.outcome) == ("abandoned", "aborted")
 
 
-async def test_an_exception_is_recorded_as_raised_with_its_text(grpc_aio_server_factory: AioFactory) -> None:
-    server = await grpc_aio_server_factory((_add_writer, _Writer()))
+async def test_an_exception_is_recorded_as_raised_with_its_text(
+    grpc_aio_test_server_factory: AioFactory,
+) -> None:
+    server = await grpc_aio_test_server_factory((_add_writer, _Writer()))
     call = server.channel().unary_unary("/tests.Writer/Broken")(b"", timeout=5)
     assert (await _error(call)).code() is grpc.StatusCode.UNKNOWN
     [record] = server.calls

@@ -37,7 +37,7 @@ def assert_clean(result: pytest.RunResult) -> None:
 
 
 def module(pytester: pytest.Pytester, body: str) -> None:
-    """``test_mod.py``: the imports, then ``body``; the calls in it go to ``grpc_server``."""
+    """``test_mod.py``: the imports, then ``body``; the calls in it go to ``grpc_test_server``."""
     pytester.makepyfile(test_mod=IMPORTS + textwrap.dedent(body))
 
 
@@ -71,8 +71,8 @@ def test_own_channel_call_without_a_deadline_fails_naming_method_target_and_line
         pytester,
         """
         @pytest.mark.grpc_require_deadlines
-        def test_no_deadline(grpc_server):
-            with grpc.insecure_channel(grpc_server.target) as channel:
+        def test_no_deadline(grpc_test_server):
+            with grpc.insecure_channel(grpc_test_server.target) as channel:
                 ProbeStub(channel).Unary(ProbeRequest())  # the call
         """,
     )
@@ -87,8 +87,8 @@ def test_the_same_call_with_a_deadline_passes(pytester: pytest.Pytester) -> None
         pytester,
         """
         @pytest.mark.grpc_require_deadlines
-        def test_deadline(grpc_server):
-            with grpc.insecure_channel(grpc_server.target) as channel:
+        def test_deadline(grpc_test_server):
+            with grpc.insecure_channel(grpc_test_server.target) as channel:
                 ProbeStub(channel).Unary(ProbeRequest(), timeout=5)
         """,
     )
@@ -102,9 +102,9 @@ def test_aio_call_without_a_deadline_fails(pytester: pytest.Pytester) -> None:
         """
         @pytest.mark.asyncio
         @pytest.mark.grpc_require_deadlines
-        async def test_no_deadline(grpc_aio_server):
-            async with grpc.aio.insecure_channel(grpc_aio_server.target) as channel:
-                await grpc_aio_server.probe().Unary(ProbeRequest(), timeout=5)
+        async def test_no_deadline(grpc_aio_test_server):
+            async with grpc.aio.insecure_channel(grpc_aio_test_server.target) as channel:
+                await grpc_aio_test_server.probe().Unary(ProbeRequest(), timeout=5)
                 stream = channel.unary_stream("/pytest_grpc_deadlines.probe.v1.Probe/ServerStream")
                 [_ async for _ in stream(b"")]
         """,
@@ -125,8 +125,8 @@ def test_every_call_without_a_deadline_is_listed(pytester: pytest.Pytester) -> N
         pytester,
         """
         @pytest.mark.grpc_require_deadlines
-        def test_calls(grpc_server):
-            stub = grpc_server.probe()
+        def test_calls(grpc_test_server):
+            stub = grpc_test_server.probe()
             stub.Unary(ProbeRequest())  # first
             stub.Unary(ProbeRequest(), timeout=5)
             list(stub.ServerStream(ProbeRequest(responses=1)))  # second
@@ -147,8 +147,8 @@ def test_unaudited_tests_may_call_without_a_deadline(pytester: pytest.Pytester) 
     module(
         pytester,
         """
-        def test_no_deadline(grpc_server):
-            grpc_server.probe().Unary(ProbeRequest())
+        def test_no_deadline(grpc_test_server):
+            grpc_test_server.probe().Unary(ProbeRequest())
         """,
     )
     run(pytester).assert_outcomes(passed=1)
@@ -159,8 +159,8 @@ def test_calls_made_in_fixture_setup_are_audited(pytester: pytest.Pytester) -> N
         pytester,
         """
         @pytest.fixture
-        def warmed(grpc_server):
-            grpc_server.probe().Unary(ProbeRequest())  # in setup
+        def warmed(grpc_test_server):
+            grpc_test_server.probe().Unary(ProbeRequest())  # in setup
 
         @pytest.mark.grpc_require_deadlines
         def test_uses_fixture(warmed):
@@ -181,9 +181,9 @@ def test_calls_made_in_fixture_teardown_are_audited(pytester: pytest.Pytester) -
         pytester,
         """
         @pytest.fixture
-        def cleanup(grpc_server):
+        def cleanup(grpc_test_server):
             yield
-            grpc_server.probe().Unary(ProbeRequest())  # in teardown
+            grpc_test_server.probe().Unary(ProbeRequest())  # in teardown
 
         @pytest.mark.grpc_require_deadlines
         def test_uses_fixture(cleanup):
@@ -207,8 +207,8 @@ def test_deadline_above_marker_max_seconds_fails(pytester: pytest.Pytester) -> N
         pytester,
         """
         @pytest.mark.grpc_require_deadlines(max_seconds=2)
-        def test_long(grpc_server):
-            grpc_server.probe().Unary(ProbeRequest(), timeout=2.5)  # the call
+        def test_long(grpc_test_server):
+            grpc_test_server.probe().Unary(ProbeRequest(), timeout=2.5)  # the call
         """,
     )
     result = run(pytester)
@@ -226,8 +226,8 @@ def test_deadline_equal_to_max_seconds_passes(pytester: pytest.Pytester) -> None
         pytester,
         """
         @pytest.mark.grpc_require_deadlines(True, max_seconds=2)
-        def test_at_most(grpc_server):
-            grpc_server.probe().Unary(ProbeRequest(), timeout=2)
+        def test_at_most(grpc_test_server):
+            grpc_test_server.probe().Unary(ProbeRequest(), timeout=2)
         """,
     )
     run(pytester).assert_outcomes(passed=1)
@@ -238,8 +238,8 @@ def test_ini_max_deadline_applies(pytester: pytest.Pytester) -> None:
     module(
         pytester,
         """
-        def test_long(grpc_server):
-            grpc_server.probe().Unary(ProbeRequest(), timeout=4)  # the call
+        def test_long(grpc_test_server):
+            grpc_test_server.probe().Unary(ProbeRequest(), timeout=4)  # the call
         """,
     )
     result = run(pytester)
@@ -258,8 +258,8 @@ def test_marker_max_seconds_overrides_ini_max_deadline(pytester: pytest.Pytester
         pytester,
         """
         @pytest.mark.grpc_require_deadlines(max_seconds=10)
-        def test_allowed_longer(grpc_server):
-            grpc_server.probe().Unary(ProbeRequest(), timeout=4)
+        def test_allowed_longer(grpc_test_server):
+            grpc_test_server.probe().Unary(ProbeRequest(), timeout=4)
         """,
     )
     run(pytester).assert_outcomes(passed=1)
@@ -281,9 +281,9 @@ def test_deadline_grpc_cannot_represent_is_flagged(
         pytester,
         f"""
         @pytest.mark.grpc_require_deadlines
-        def test_endless(grpc_server):
+        def test_endless(grpc_test_server):
             with pytest.raises(grpc.RpcError) as info:
-                grpc_server.probe().Unary(ProbeRequest(), timeout={timeout})  # the call
+                grpc_test_server.probe().Unary(ProbeRequest(), timeout={timeout})  # the call
             assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
         """,
     )
@@ -302,8 +302,8 @@ def test_a_long_but_representable_deadline_passes_without_a_maximum(pytester: py
         pytester,
         """
         @pytest.mark.grpc_require_deadlines
-        def test_long(grpc_server):
-            grpc_server.probe().Unary(ProbeRequest(), timeout=4e9)  # representable until 2186
+        def test_long(grpc_test_server):
+            grpc_test_server.probe().Unary(ProbeRequest(), timeout=4e9)  # representable until 2186
         """,
     )
     run(pytester).assert_outcomes(passed=1)
@@ -312,8 +312,8 @@ def test_a_long_but_representable_deadline_passes_without_a_maximum(pytester: py
 # --- ini modes and exemptions ---------------------------------------------------------------
 
 NO_DEADLINE = """
-def test_no_deadline(grpc_server):
-    grpc_server.probe().Unary(ProbeRequest())  # the call
+def test_no_deadline(grpc_test_server):
+    grpc_test_server.probe().Unary(ProbeRequest())  # the call
 """
 
 
@@ -343,7 +343,7 @@ def test_ini_warn_warns_and_the_test_passes(pytester: pytest.Pytester) -> None:
             "test_mod.py::test_no_deadline made 1 RPC(s) without a usable deadline:",
             f"    {UNARY} to 127.0.0.1:* with no deadline, at test_mod.py:{line}",
             f"  {HINT}",
-            "    grpc_server.probe().Unary(ProbeRequest())  # the call",
+            "    grpc_test_server.probe().Unary(ProbeRequest())  # the call",
         ]
     )
     assert_clean(result)
@@ -374,8 +374,8 @@ def test_marker_false_exempts_a_test_from_the_ini_setting(pytester: pytest.Pytes
         pytester,
         """
         @pytest.mark.grpc_require_deadlines(False)
-        def test_exempt(grpc_server):
-            grpc_server.probe().Unary(ProbeRequest())
+        def test_exempt(grpc_test_server):
+            grpc_test_server.probe().Unary(ProbeRequest())
         """,
     )
     run(pytester).assert_outcomes(passed=1)
@@ -388,11 +388,11 @@ def test_function_marker_overrides_module_marker(pytester: pytest.Pytester) -> N
         pytestmark = pytest.mark.grpc_require_deadlines
 
         @pytest.mark.grpc_require_deadlines(False)
-        def test_exempt(grpc_server):
-            grpc_server.probe().Unary(ProbeRequest())
+        def test_exempt(grpc_test_server):
+            grpc_test_server.probe().Unary(ProbeRequest())
 
-        def test_audited(grpc_server):
-            grpc_server.probe().Unary(ProbeRequest())
+        def test_audited(grpc_test_server):
+            grpc_test_server.probe().Unary(ProbeRequest())
         """,
     )
     result = run(pytester)
@@ -406,8 +406,8 @@ def test_marker_fails_even_when_the_ini_only_warns(pytester: pytest.Pytester) ->
         pytester,
         """
         @pytest.mark.grpc_require_deadlines
-        def test_no_deadline(grpc_server):
-            grpc_server.probe().Unary(ProbeRequest())
+        def test_no_deadline(grpc_test_server):
+            grpc_test_server.probe().Unary(ProbeRequest())
         """,
     )
     run(pytester).assert_outcomes(failed=1)
@@ -447,8 +447,8 @@ def test_exempt_methods_apply_under_the_marker_too(pytester: pytest.Pytester) ->
         pytester,
         """
         @pytest.mark.grpc_require_deadlines
-        def test_no_deadline(grpc_server):
-            grpc_server.probe().Unary(ProbeRequest())
+        def test_no_deadline(grpc_test_server):
+            grpc_test_server.probe().Unary(ProbeRequest())
         """,
     )
     run(pytester).assert_outcomes(passed=1)

@@ -10,8 +10,10 @@ from typing import Any
 import grpc
 import grpc.aio
 import pytest
+import wrapt
+from grpc import _channel as grpc_channel_module
 
-from pytest_grpc_deadlines import client
+from pytest_grpc_deadlines import recording
 from pytest_grpc_deadlines.aio_server import AioGrpcTestServer
 from pytest_grpc_deadlines.client import ClientCall, Recorder
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeAioStub, ProbeRequest, ProbeStub
@@ -27,8 +29,8 @@ NOT_A_MESSAGE: Any = b"not a message"
 
 
 @pytest.fixture
-def channel(grpc_server: GrpcTestServer) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(grpc_server.target) as channel:
+def channel(grpc_test_server: GrpcTestServer) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(grpc_test_server.target) as channel:
         yield channel
 
 
@@ -63,9 +65,9 @@ def test_a_call_grpc_rejects_with_an_exception_is_recorded_and_the_exception_pas
 
 @pytest.mark.parametrize("shape", ["unary", "stream", "future"])
 def test_a_call_on_a_closed_channel_is_recorded_as_ended_without_a_status(
-    grpc_server: GrpcTestServer, grpc_calls: CallLog, shape: str
+    grpc_test_server: GrpcTestServer, grpc_calls: CallLog, shape: str
 ) -> None:
-    channel = grpc.insecure_channel(grpc_server.target)
+    channel = grpc.insecure_channel(grpc_test_server.target)
     stub = ProbeStub(channel)
     channel.close()
     call = {"unary": stub.Unary, "stream": stub.ServerStream, "future": stub.Unary.future}[shape]
@@ -93,7 +95,7 @@ async def test_an_aio_call_grpc_rejects_at_once_is_recorded_and_the_exception_pa
 
 def test_channel_ready_future_works_on_a_recording_channel(channel: grpc.Channel) -> None:
     """grpc.channel_ready_future subscribes to the channel's connectivity and unsubscribes."""
-    assert isinstance(channel, client.RecordingChannel)
+    assert type(channel) is grpc_channel_module.Channel
     states: list[grpc.ChannelConnectivity] = []
     channel.subscribe(states.append)
     grpc.channel_ready_future(channel).result(timeout=10)
@@ -119,34 +121,48 @@ class _Stamp(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
         return continuation(_Details(details, metadata), request)
 
 
-def test_intercept_channel_over_a_channel_that_records_nothing_records_each_call_once(
-    grpc_server: GrpcTestServer, grpc_calls: CallLog
+def test_intercept_channel_over_a_channel_that_records_nothing_still_records_nothing(
+    grpc_test_server: GrpcTestServer, grpc_calls: CallLog
 ) -> None:
-    """A channel made by grpc's own function (here ``raw_insecure_channel``, as one made before
-    the plugin loaded would be) records once it is intercepted."""
-    raw = client.raw_insecure_channel(grpc_server.target)
+    """A channel made while recording was off (as one made before the plugin loaded would be)
+    stays unrecorded when intercepted: the plugin never inspects objects it did not make."""
+    raw = recording.raw_insecure_channel(grpc_test_server.target)
     try:
-        assert not isinstance(raw, client.RecordingChannel)
         intercepted = grpc.intercept_channel(raw, _Stamp())
         assert ProbeStub(intercepted).Unary(ProbeRequest(), timeout=5).index == 0
     finally:
         raw.close()
-    [call] = grpc_calls
-    assert (call.method, call.timeout, call.code) == (UNARY, 5.0, grpc.StatusCode.OK)
-    [seen] = grpc_server.calls
+    assert list(grpc_calls) == []
+    [seen] = grpc_test_server.calls
     assert ("x-stamp", "1") in seen.metadata
 
 
-def test_a_localhost_target_is_recorded_as_127_0_0_1_and_paired(
-    grpc_server: GrpcTestServer, grpc_calls: CallLog
+def test_intercept_channel_over_a_recorded_channel_records_each_call_once_with_the_sent_timeout(
+    channel: grpc.Channel, grpc_test_server: GrpcTestServer, grpc_calls: CallLog
 ) -> None:
-    port = grpc_server.target.rpartition(":")[2]
+    intercepted = grpc.intercept_channel(channel, _Stamp(), _Stamp())
+    assert ProbeStub(intercepted).Unary(ProbeRequest(), timeout=5).index == 0
+    [call] = grpc_calls
+    assert (call.method, call.timeout, call.timeout_source, call.code) == (
+        UNARY,
+        5.0,
+        "call",
+        grpc.StatusCode.OK,
+    )
+    [seen] = grpc_test_server.calls
+    assert [kv for kv in seen.metadata if kv[0] == "x-stamp"] == [("x-stamp", "1")] * 2
+
+
+def test_a_localhost_target_is_recorded_as_127_0_0_1_and_paired(
+    grpc_test_server: GrpcTestServer, grpc_calls: CallLog
+) -> None:
+    port = grpc_test_server.target.rpartition(":")[2]
     with grpc.insecure_channel(f"localhost:{port}") as channel:
         ProbeStub(channel).Unary(ProbeRequest(), timeout=5)
     [call] = grpc_calls
-    assert call.target == grpc_server.target
+    assert call.target == grpc_test_server.target
     [pair] = grpc_calls.pairs()
-    assert pair.server is grpc_server.calls[0]
+    assert pair.server is grpc_test_server.calls[0]
     assert pair.verdict == "agreed-ok"
 
 
@@ -164,22 +180,29 @@ def test_client_streaming_with_call_and_future_are_recorded(
     ]
 
 
-def test_uninstalling_more_often_than_installing_is_harmless(grpc_server: GrpcTestServer) -> None:
-    """Installs are counted; an extra uninstall does nothing, and a later install records again."""
-    depth = client._install_depth
+def test_uninstalling_more_often_than_installing_is_harmless(
+    grpc_test_server: GrpcTestServer, grpc_calls: CallLog
+) -> None:
+    """Installs are counted; an extra uninstall does nothing, and a later install records again.
+    Uninstalled, grpc's classes hold grpc's own functions again."""
+    depth = recording._depth
     try:
         for _ in range(depth):
-            client.uninstall()
-        unpatched = grpc.insecure_channel
-        client.uninstall()  # nothing left to undo
-        assert grpc.insecure_channel is unpatched
-        with grpc.insecure_channel(grpc_server.target) as channel:
-            assert not isinstance(channel, client.RecordingChannel)
+            recording.uninstall()
+        recording.uninstall()  # nothing left to undo
+        assert not recording.installed()
+        for name in ("__init__", "unary_unary", "unary_stream", "stream_unary", "stream_stream"):
+            assert not isinstance(vars(grpc_channel_module.Channel)[name], wrapt.FunctionWrapper)
+        with grpc.insecure_channel(grpc_test_server.target) as channel:
+            ProbeStub(channel).Unary(ProbeRequest(), timeout=5)
+        assert list(grpc_calls) == []
     finally:
         for _ in range(depth):
-            client.install()
-    with grpc.insecure_channel(grpc_server.target) as channel:
-        assert isinstance(channel, client.RecordingChannel)
+            recording.install()
+    with grpc.insecure_channel(grpc_test_server.target) as channel:
+        ProbeStub(channel).Unary(ProbeRequest(), timeout=6)
+    [call] = grpc_calls
+    assert (call.method, call.timeout) == (UNARY, 6.0)
 
 
 # --- the recorder -----------------------------------------------------------------------------
@@ -240,10 +263,10 @@ async def _requests(count: int) -> AsyncIterator[Any]:
 
 @pytest.mark.asyncio
 async def test_aio_streaming_calls_record_the_timeout_their_interceptor_sent(
-    grpc_aio_server: AioGrpcTestServer, grpc_calls: CallLog
+    grpc_aio_test_server: AioGrpcTestServer, grpc_calls: CallLog
 ) -> None:
     async with grpc.aio.insecure_channel(
-        grpc_aio_server.target,
+        grpc_aio_test_server.target,
         interceptors=[_AioUnaryStreamTimeout(), _AioStreamUnaryTimeout(), _AioStreamStreamTimeout()],
     ) as channel:
         stub = ProbeAioStub(channel)
@@ -257,17 +280,17 @@ async def test_aio_streaming_calls_record_the_timeout_their_interceptor_sent(
         (BIDI, 4.5, grpc.StatusCode.OK),
         (UNARY, 30.0, grpc.StatusCode.OK),
     ]
-    for seen in grpc_aio_server.calls[:3]:  # margin: grpc rounds a deadline up by some milliseconds
+    for seen in grpc_aio_test_server.calls[:3]:  # margin: grpc rounds a deadline up by some milliseconds
         assert seen.deadline is not None
         assert 3.5 < seen.deadline < 5
 
 
 @pytest.mark.asyncio
 async def test_an_aio_call_is_listed_as_running_until_it_ends(
-    grpc_aio_server: AioGrpcTestServer, grpc_calls: CallLog
+    grpc_aio_test_server: AioGrpcTestServer, grpc_calls: CallLog
 ) -> None:
-    gate = grpc_aio_server.hold(UNARY)
-    async with grpc.aio.insecure_channel(grpc_aio_server.target) as channel:
+    gate = grpc_aio_test_server.hold(UNARY)
+    async with grpc.aio.insecure_channel(grpc_aio_test_server.target) as channel:
         call = asyncio.ensure_future(ProbeAioStub(channel).Unary(ProbeRequest(), timeout=30))
         assert await gate.wait_entered(10)
         [record] = grpc_calls

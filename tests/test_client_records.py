@@ -20,7 +20,7 @@ import grpc.aio
 import pytest
 from timing import ENTRY_BOUND, REACHES_SERVER
 
-from pytest_grpc_deadlines import client
+from pytest_grpc_deadlines import recording
 from pytest_grpc_deadlines.aio_server import AioGrpcTestServer
 from pytest_grpc_deadlines.client import CALL_ID_HEADER, ClientCall
 from pytest_grpc_deadlines.pool import ServerFactory
@@ -54,9 +54,9 @@ def _site(line: int) -> str:
 
 
 @pytest.fixture
-def channel(grpc_server: GrpcTestServer) -> Iterator[grpc.Channel]:
+def channel(grpc_test_server: GrpcTestServer) -> Iterator[grpc.Channel]:
     """A channel the test creates itself, as code under test would."""
-    with grpc.insecure_channel(grpc_server.target) as channel:
+    with grpc.insecure_channel(grpc_test_server.target) as channel:
         yield channel
 
 
@@ -91,7 +91,7 @@ def _requests(count: int) -> Iterator[Any]:
 
 
 def test_unary_call_on_a_channel_the_test_creates_is_recorded(
-    grpc_server: GrpcTestServer, channel: grpc.Channel, grpc_calls: CallLog
+    grpc_test_server: GrpcTestServer, channel: grpc.Channel, grpc_calls: CallLog
 ) -> None:
     stub = ProbeStub(channel)
     before = time.monotonic()
@@ -100,7 +100,7 @@ def test_unary_call_on_a_channel_the_test_creates_is_recorded(
     assert response.index == 0
     [call] = grpc_calls
     assert isinstance(call, ClientCall)
-    assert (call.method, call.target, call.timeout) == (UNARY, grpc_server.target, 5.0)
+    assert (call.method, call.target, call.timeout) == (UNARY, grpc_test_server.target, 5.0)
     assert (call.code, call.details) == (grpc.StatusCode.OK, None)
     assert call.site == _site(line)
     assert before <= call.started <= after
@@ -196,17 +196,17 @@ def test_calls_are_recorded_in_call_order(channel: grpc.Channel, grpc_calls: Cal
 
 
 def test_calls_through_the_servers_own_channel_are_recorded(
-    grpc_server: GrpcTestServer, grpc_calls: CallLog
+    grpc_test_server: GrpcTestServer, grpc_calls: CallLog
 ) -> None:
-    _, line = grpc_server.probe().Unary(ProbeRequest(), timeout=5), _line()
+    _, line = grpc_test_server.probe().Unary(ProbeRequest(), timeout=5), _line()
     [call] = grpc_calls
     assert (call.method, call.site) == (UNARY, _site(line))
 
 
 def test_failed_call_records_its_code_and_details(
-    grpc_server: GrpcTestServer, channel: grpc.Channel, grpc_calls: CallLog
+    grpc_test_server: GrpcTestServer, channel: grpc.Channel, grpc_calls: CallLog
 ) -> None:
-    grpc_server.fail(UNARY, grpc.StatusCode.NOT_FOUND, "no such thing")
+    grpc_test_server.fail(UNARY, grpc.StatusCode.NOT_FOUND, "no such thing")
     with pytest.raises(grpc.RpcError):
         ProbeStub(channel).Unary(ProbeRequest(), timeout=5)
     [call] = grpc_calls
@@ -264,7 +264,7 @@ class _SetTimeout(
 
 
 def test_intercept_channel_records_the_timeout_its_interceptor_sent(
-    grpc_server: GrpcTestServer, channel: grpc.Channel, grpc_calls: CallLog
+    grpc_test_server: GrpcTestServer, channel: grpc.Channel, grpc_calls: CallLog
 ) -> None:
     stub = ProbeStub(grpc.intercept_channel(channel, _SetTimeout(4)))
     stub.Unary(ProbeRequest())
@@ -274,17 +274,17 @@ def test_intercept_channel_records_the_timeout_its_interceptor_sent(
     list(stub.ServerStream(ProbeRequest(responses=1)))
     assert [c.timeout for c in grpc_calls] == [4.0] * 5
     assert [c.code for c in grpc_calls] == [grpc.StatusCode.OK] * 5
-    for seen in grpc_server.calls:  # margin: grpc rounds a deadline up by some milliseconds
+    for seen in grpc_test_server.calls:  # margin: grpc rounds a deadline up by some milliseconds
         assert seen.deadline is not None
         assert 3 < seen.deadline < 5
 
 
 def test_intercept_channel_metadata_reaches_the_server(
-    grpc_server: GrpcTestServer, channel: grpc.Channel, grpc_calls: CallLog
+    grpc_test_server: GrpcTestServer, channel: grpc.Channel, grpc_calls: CallLog
 ) -> None:
     stub = ProbeStub(grpc.intercept_channel(channel, _SetTimeout(4)))
     stub.Unary(ProbeRequest(), metadata=(("x-caller", "1"),))
-    [seen] = grpc_server.calls
+    [seen] = grpc_test_server.calls
     assert ("x-caller", "1") in seen.metadata
     assert ("x-user", "added") in seen.metadata
     assert (CALL_ID_HEADER, grpc_calls[0].call_id) in seen.metadata
@@ -364,28 +364,28 @@ async def _aio_requests(count: int) -> AsyncIterator[Any]:
 
 @pytest.mark.asyncio
 async def test_aio_calls_of_every_shape_are_recorded(
-    grpc_aio_server: AioGrpcTestServer, grpc_calls: CallLog
+    grpc_aio_test_server: AioGrpcTestServer, grpc_calls: CallLog
 ) -> None:
-    async with grpc.aio.insecure_channel(grpc_aio_server.target) as channel:
+    async with grpc.aio.insecure_channel(grpc_aio_test_server.target) as channel:
         stub = ProbeAioStub(channel)
         _, unary = await stub.Unary(ProbeRequest(), timeout=1), _line()
         _, stream = [r.index async for r in stub.ServerStream(ProbeRequest(responses=2), timeout=2)], _line()
         _, client_stream = await stub.ClientStream(_aio_requests(2), timeout=3), _line()
         _, bidi = [r.index async for r in stub.Bidi(_aio_requests(2))], _line()
     assert [(c.method, c.target, c.timeout, c.code, c.site, c.aio) for c in grpc_calls] == [
-        (UNARY, grpc_aio_server.target, 1.0, grpc.StatusCode.OK, _site(unary), True),
-        (SERVER_STREAM, grpc_aio_server.target, 2.0, grpc.StatusCode.OK, _site(stream), True),
-        (CLIENT_STREAM, grpc_aio_server.target, 3.0, grpc.StatusCode.OK, _site(client_stream), True),
-        (BIDI, grpc_aio_server.target, None, grpc.StatusCode.OK, _site(bidi), True),
+        (UNARY, grpc_aio_test_server.target, 1.0, grpc.StatusCode.OK, _site(unary), True),
+        (SERVER_STREAM, grpc_aio_test_server.target, 2.0, grpc.StatusCode.OK, _site(stream), True),
+        (CLIENT_STREAM, grpc_aio_test_server.target, 3.0, grpc.StatusCode.OK, _site(client_stream), True),
+        (BIDI, grpc_aio_test_server.target, None, grpc.StatusCode.OK, _site(bidi), True),
     ]
 
 
 @pytest.mark.asyncio
 async def test_aio_failed_call_records_its_code_and_passes_the_error_through(
-    grpc_aio_server: AioGrpcTestServer, grpc_calls: CallLog
+    grpc_aio_test_server: AioGrpcTestServer, grpc_calls: CallLog
 ) -> None:
-    grpc_aio_server.fail(UNARY, grpc.StatusCode.PERMISSION_DENIED, "no")
-    async with grpc.aio.insecure_channel(grpc_aio_server.target) as channel:
+    grpc_aio_test_server.fail(UNARY, grpc.StatusCode.PERMISSION_DENIED, "no")
+    async with grpc.aio.insecure_channel(grpc_aio_test_server.target) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await ProbeAioStub(channel).Unary(ProbeRequest(), timeout=5)
     assert (info.value.code(), info.value.details()) == (grpc.StatusCode.PERMISSION_DENIED, "no")
@@ -404,9 +404,11 @@ class _AioSetTimeout(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc
 
 @pytest.mark.asyncio
 async def test_aio_interceptor_timeout_is_the_one_recorded(
-    grpc_aio_server: AioGrpcTestServer, grpc_calls: CallLog
+    grpc_aio_test_server: AioGrpcTestServer, grpc_calls: CallLog
 ) -> None:
-    async with grpc.aio.insecure_channel(grpc_aio_server.target, interceptors=[_AioSetTimeout()]) as channel:
+    async with grpc.aio.insecure_channel(
+        grpc_aio_test_server.target, interceptors=[_AioSetTimeout()]
+    ) as channel:
         stub = ProbeAioStub(channel)
         _, line = await stub.Unary(ProbeRequest()), _line()
         await stub.Unary(ProbeRequest(), timeout=30)
@@ -418,7 +420,7 @@ async def test_aio_interceptor_timeout_is_the_one_recorded(
         (2.0, grpc.StatusCode.OK),
     ]
     assert grpc_calls[0].site == _site(line)
-    first = grpc_aio_server.calls[0]
+    first = grpc_aio_test_server.calls[0]
     assert ("x-user", "added") in first.metadata
     assert (CALL_ID_HEADER, grpc_calls[0].call_id) in first.metadata
 
@@ -438,8 +440,8 @@ async def test_aio_secure_channel_keeps_positional_interceptors(
 
 
 @pytest.fixture
-def called_in_a_fixture(grpc_server: GrpcTestServer) -> int:
-    _, line = grpc_server.probe().Unary(ProbeRequest(), timeout=5), _line()
+def called_in_a_fixture(grpc_test_server: GrpcTestServer) -> int:
+    _, line = grpc_test_server.probe().Unary(ProbeRequest(), timeout=5), _line()
     return line
 
 
@@ -489,7 +491,7 @@ def test_calls_belong_to_the_test_running_when_they_start(pytester: pytest.Pytes
 
 
 def _raw(target: str) -> grpc.Channel:
-    return client.raw_insecure_channel(target)
+    return recording.raw_insecure_channel(target)
 
 
 def _error(call: Callable[[], object]) -> grpc.RpcError:
@@ -499,10 +501,10 @@ def _error(call: Callable[[], object]) -> grpc.RpcError:
 
 
 def test_errors_pass_through_with_the_same_type_code_and_details(
-    grpc_server: GrpcTestServer, channel: grpc.Channel
+    grpc_test_server: GrpcTestServer, channel: grpc.Channel
 ) -> None:
-    grpc_server.fail(UNARY, grpc.StatusCode.FAILED_PRECONDITION, "not now")
-    raw = _raw(grpc_server.target)
+    grpc_test_server.fail(UNARY, grpc.StatusCode.FAILED_PRECONDITION, "not now")
+    raw = _raw(grpc_test_server.target)
     try:
         for method in ("__call__", "with_call"):
             expected = _error(functools.partial(getattr(ProbeStub(raw).Unary, method), ProbeRequest(), 5))
@@ -519,9 +521,9 @@ def test_errors_pass_through_with_the_same_type_code_and_details(
 
 
 def test_a_failing_stream_passes_its_messages_and_error_through(
-    grpc_server: GrpcTestServer, channel: grpc.Channel, grpc_calls: CallLog
+    grpc_test_server: GrpcTestServer, channel: grpc.Channel, grpc_calls: CallLog
 ) -> None:
-    grpc_server.fail(SERVER_STREAM, grpc.StatusCode.DATA_LOSS, "cut", after_messages=2)
+    grpc_test_server.fail(SERVER_STREAM, grpc.StatusCode.DATA_LOSS, "cut", after_messages=2)
 
     def collect(chan: grpc.Channel) -> tuple[list[int], grpc.RpcError]:
         messages: list[int] = []
@@ -530,7 +532,7 @@ def test_a_failing_stream_passes_its_messages_and_error_through(
                 messages.append(response.index)
         return messages, info.value
 
-    raw = _raw(grpc_server.target)
+    raw = _raw(grpc_test_server.target)
     try:
         expected_messages, expected = collect(raw)
     finally:
@@ -557,9 +559,9 @@ def _add_meta(servicer: _MetaServicer, server: Any) -> None:
 
 
 def test_metadata_passes_through_and_only_the_pairing_header_is_added(
-    grpc_server_factory: ServerFactory,
+    grpc_test_server_factory: ServerFactory,
 ) -> None:
-    server = grpc_server_factory((_add_meta, _MetaServicer()))
+    server = grpc_test_server_factory((_add_meta, _MetaServicer()))
 
     def call(chan: grpc.Channel) -> tuple[list[str], Any, Any]:
         echo = chan.unary_unary(f"/{META}")
@@ -580,7 +582,7 @@ def test_metadata_passes_through_and_only_the_pairing_header_is_added(
 
 
 def test_pairing_header_goes_only_to_the_plugins_servers(
-    grpc_server: GrpcTestServer,
+    grpc_test_server: GrpcTestServer,
     channel: grpc.Channel,
     raw_server: tuple[str, list[tuple[tuple[str, Any], ...]]],
     grpc_calls: CallLog,
@@ -591,7 +593,9 @@ def test_pairing_header_goes_only_to_the_plugins_servers(
         ProbeStub(other).Unary(ProbeRequest(), timeout=5)
     ours, theirs = grpc_calls
     assert ours.call_id is not None
-    assert [value for key, value in grpc_server.calls[0].metadata if key == CALL_ID_HEADER] == [ours.call_id]
+    assert [value for key, value in grpc_test_server.calls[0].metadata if key == CALL_ID_HEADER] == [
+        ours.call_id
+    ]
     assert theirs.call_id is None
     [metadata] = seen
     assert CALL_ID_HEADER not in [key for key, _ in metadata]
@@ -600,19 +604,21 @@ def test_pairing_header_goes_only_to_the_plugins_servers(
 # --- pairs and verdicts ---------------------------------------------------------------------
 
 
-def test_pairs_agreed_ok(grpc_server: GrpcTestServer, channel: grpc.Channel, grpc_calls: CallLog) -> None:
+def test_pairs_agreed_ok(
+    grpc_test_server: GrpcTestServer, channel: grpc.Channel, grpc_calls: CallLog
+) -> None:
     ProbeStub(channel).Unary(ProbeRequest(), timeout=5)
     [(client_call, server_call, verdict)] = grpc_calls.pairs()
     assert client_call is grpc_calls[0]
-    assert server_call is grpc_server.calls[0]
+    assert server_call is grpc_test_server.calls[0]
     assert verdict == "agreed-ok"
     grpc_calls.assert_no_violations()
 
 
 def test_pairs_agreed_failure_for_a_fault(
-    grpc_server: GrpcTestServer, channel: grpc.Channel, grpc_calls: CallLog
+    grpc_test_server: GrpcTestServer, channel: grpc.Channel, grpc_calls: CallLog
 ) -> None:
-    grpc_server.fail(UNARY, grpc.StatusCode.UNAVAILABLE, "down")
+    grpc_test_server.fail(UNARY, grpc.StatusCode.UNAVAILABLE, "down")
     with pytest.raises(grpc.RpcError):
         ProbeStub(channel).Unary(ProbeRequest(), timeout=5)
     [(_, server_call, verdict)] = grpc_calls.pairs()
@@ -622,9 +628,9 @@ def test_pairs_agreed_failure_for_a_fault(
 
 
 def test_pairs_disagreement_when_the_server_finishes_after_the_client_gave_up(
-    grpc_server: GrpcTestServer, channel: grpc.Channel, grpc_calls: CallLog
+    grpc_test_server: GrpcTestServer, channel: grpc.Channel, grpc_calls: CallLog
 ) -> None:
-    gate = grpc_server.hold(UNARY)
+    gate = grpc_test_server.hold(UNARY)
     with pytest.raises(grpc.RpcError) as info:
         ProbeStub(channel).Unary(ProbeRequest(), timeout=REACHES_SERVER)
     assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
@@ -650,18 +656,18 @@ def test_pairs_unpaired_for_a_server_that_is_not_the_plugins(
 
 
 @pytest.mark.asyncio
-async def test_aio_pairs_agreed_ok(grpc_aio_server: AioGrpcTestServer, grpc_calls: CallLog) -> None:
-    await grpc_aio_server.probe().Unary(ProbeRequest(), timeout=5)
+async def test_aio_pairs_agreed_ok(grpc_aio_test_server: AioGrpcTestServer, grpc_calls: CallLog) -> None:
+    await grpc_aio_test_server.probe().Unary(ProbeRequest(), timeout=5)
     [(_, server_call, verdict)] = grpc_calls.pairs()
-    assert server_call is grpc_aio_server.calls[0]
+    assert server_call is grpc_aio_test_server.calls[0]
     assert verdict == "agreed-ok"
 
 
 def test_a_dropped_stream_is_still_cancelled(
-    grpc_server: GrpcTestServer, channel: grpc.Channel, grpc_calls: CallLog
+    grpc_test_server: GrpcTestServer, channel: grpc.Channel, grpc_calls: CallLog
 ) -> None:
     """grpc cancels a call object that is garbage collected; the record must not keep it alive."""
-    gate = grpc_server.hold(SERVER_STREAM)
+    gate = grpc_test_server.hold(SERVER_STREAM)
     stream = ProbeStub(channel).ServerStream(ProbeRequest(responses=1), timeout=30)
     assert gate.wait_entered(ENTRY_BOUND)
     del stream

@@ -39,7 +39,9 @@ PAGES = [*sorted(p for p in DOCS.rglob("*.md") if "_build" not in p.parts), ROOT
 #: The inner runs: no cache files in the docs' temporary directories; no asyncio plugin (no block
 #: needs it; its deprecation warnings would be noise); and warnings recorded, not raised (in-process,
 #: the inner run would inherit this suite's ``filterwarnings = error``): each page says which.
-INNER_ARGS = ("-p", "no:cacheprovider", "-p", "no:asyncio", "-W", "default")
+# pytest-grpc (installed for the coexistence tests) registers grpc_* fixtures and --grpc-* options
+# of its own: the reference lists this plugin's.
+INNER_ARGS = ("-p", "no:cacheprovider", "-p", "no:asyncio", "-p", "no:pytest_grpc", "-W", "default")
 
 _FENCE = re.compile(r"^\s*(?P<fence>`{3,}|~{3,})\s*(?P<info>.*?)\s*$")
 _COMMENT = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<what>.*?)\s*-->\s*$")

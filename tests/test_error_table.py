@@ -223,13 +223,15 @@ SCENARIOS: dict[str, Scenario] = {
     'GrpcTestServer(transport="udp")': raises(lambda: GrpcTestServer(transport="udp")),  # type: ignore[arg-type]
     'GrpcTestServer(host="0.0.0.0")': raises(lambda: GrpcTestServer(host="0.0.0.0")),
     "GrpcTestServer(ProbeServicer())": raises(lambda: GrpcTestServer(ProbeServicer())),  # type: ignore[arg-type]
-    "grpc_server_factory(aio=True)": marker("", "request.getfixturevalue('grpc_server_factory')(aio=True)"),
-    # byte limits
-    f"{TIMEOUTS}(max_rx_bytes=3000000000) + grpc_server_factory()": marker(
-        f"{TIMEOUTS}(max_rx_bytes=3000000000)", "request.getfixturevalue('grpc_server_factory')()"
+    "grpc_test_server_factory(aio=True)": marker(
+        "", "request.getfixturevalue('grpc_test_server_factory')(aio=True)"
     ),
-    f"{TIMEOUTS}(max_rx_bytes='abc') + grpc_server_factory()": marker(
-        f"{TIMEOUTS}(max_rx_bytes='abc')", "request.getfixturevalue('grpc_server_factory')()"
+    # byte limits
+    f"{TIMEOUTS}(max_rx_bytes=3000000000) + grpc_test_server_factory()": marker(
+        f"{TIMEOUTS}(max_rx_bytes=3000000000)", "request.getfixturevalue('grpc_test_server_factory')()"
+    ),
+    f"{TIMEOUTS}(max_rx_bytes='abc') + grpc_test_server_factory()": marker(
+        f"{TIMEOUTS}(max_rx_bytes='abc')", "request.getfixturevalue('grpc_test_server_factory')()"
     ),
     # grace values
     "DAGSTER_GRPC_SHUTDOWN_GRACE_PERIOD=abc + server.stop()": raises(

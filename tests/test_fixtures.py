@@ -12,7 +12,8 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-_INNER = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+# rerunfailures leaves a socket open per session (its own status server): not ours to count.
+_INNER = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:rerunfailures")
 
 
 def _plugin_threads() -> set[str]:
@@ -28,16 +29,16 @@ def test_grpc_server_is_reused_and_reset_between_tests(pytester: pytest.Pytester
         UNARY = "pytest_grpc_deadlines.probe.v1.Probe/Unary"
         TARGETS = []
 
-        def test_leaves_a_held_call_behind(grpc_server):
-            TARGETS.append(grpc_server.target)
-            grpc_server.hold(UNARY)
-            grpc_server.delay(UNARY, 30)
-            grpc_server.probe().Unary.future(ProbeRequest(), timeout=30)
+        def test_leaves_a_held_call_behind(grpc_test_server):
+            TARGETS.append(grpc_test_server.target)
+            grpc_test_server.hold(UNARY)
+            grpc_test_server.delay(UNARY, 30)
+            grpc_test_server.probe().Unary.future(ProbeRequest(), timeout=30)
 
-        def test_next_test_starts_clean(grpc_server):
-            TARGETS.append(grpc_server.target)
-            assert grpc_server.calls == []
-            assert grpc_server.probe().Unary(ProbeRequest(), timeout=5).index == 0
+        def test_next_test_starts_clean(grpc_test_server):
+            TARGETS.append(grpc_test_server.target)
+            assert grpc_test_server.calls == []
+            assert grpc_test_server.probe().Unary(ProbeRequest(), timeout=5).index == 0
             assert TARGETS[0] == TARGETS[1]
         """
     )
@@ -62,18 +63,18 @@ def test_grpc_servicers_override_hosts_the_users_service(pytester: pytest.Pytest
                 return b"echo:" + request
 
         @pytest.fixture(scope="module")
-        def grpc_servicers():
+        def grpc_test_servicers():
             return [(add_EchoServicer_to_server, Echo())]
 
-        def test_user_service(grpc_server):
-            say = grpc_server.channel().unary_unary("/my.Echo/Say")
+        def test_user_service(grpc_test_server):
+            say = grpc_test_server.channel().unary_unary("/my.Echo/Say")
             assert say(b"hi", timeout=5) == b"echo:hi"
-            assert grpc_server.methods == ("my.Echo/Say",)
-            assert grpc_server.calls[0].method == "my.Echo/Say"
+            assert grpc_test_server.methods == ("my.Echo/Say",)
+            assert grpc_test_server.calls[0].method == "my.Echo/Say"
 
-        def test_unknown_method_lists_hosted(grpc_server):
+        def test_unknown_method_lists_hosted(grpc_test_server):
             with pytest.raises(ValueError, match="this server hosts: my.Echo/Say"):
-                grpc_server.hold("pytest_grpc_deadlines.probe.v1.Probe/Unary")
+                grpc_test_server.hold("pytest_grpc_deadlines.probe.v1.Probe/Unary")
         """
     )
     result = pytester.runpytest(*_INNER, "-p", "no:asyncio")
@@ -89,8 +90,8 @@ def test_failing_test_still_tears_the_servers_down(pytester: pytest.Pytester) ->
         UNARY = "pytest_grpc_deadlines.probe.v1.Probe/Unary"
         DIRS = []
 
-        def test_fails_with_a_held_call(grpc_server_factory):
-            server = grpc_server_factory(transport="unix")
+        def test_fails_with_a_held_call(grpc_test_server_factory):
+            server = grpc_test_server_factory(transport="unix")
             DIRS.append(os.path.dirname(server.target[len("unix:"):]))
             server.hold(UNARY)
             server.probe().Unary.future(ProbeRequest(), timeout=30)
@@ -113,9 +114,9 @@ def test_aio_fixtures_need_pytest_asyncio_and_run_on_the_test_loop(pytester: pyt
         from pytest_grpc_deadlines.probe import ProbeRequest
 
         @pytest.mark.asyncio
-        async def test_on_the_test_loop(grpc_aio_server, grpc_aio_server_factory):
-            other = await grpc_aio_server_factory(transport="unix")
-            for server in (grpc_aio_server, other):
+        async def test_on_the_test_loop(grpc_aio_test_server, grpc_aio_test_server_factory):
+            other = await grpc_aio_test_server_factory(transport="unix")
+            for server in (grpc_aio_test_server, other):
                 response = await server.probe().Unary(ProbeRequest(), timeout=5)
                 assert response.index == 0
         """
@@ -131,9 +132,10 @@ def test_three_hundred_server_tests_pass_under_xdist(pytester: pytest.Pytester) 
         from pytest_grpc_deadlines.probe import ProbeRequest
 
         @pytest.mark.parametrize("n", range(300))
-        def test_call(grpc_server, n):
-            assert grpc_server.probe().Unary(ProbeRequest(response_bytes=n), timeout=10).payload == b"x" * n
-            assert len(grpc_server.calls) == 1
+        def test_call(grpc_test_server, n):
+            reply = grpc_test_server.probe().Unary(ProbeRequest(response_bytes=n), timeout=10)
+            assert reply.payload == b"x" * n
+            assert len(grpc_test_server.calls) == 1
         """
     )
     result = pytester.runpytest_subprocess(*_INNER, "-p", "no:asyncio", "-n", "2")
@@ -152,9 +154,9 @@ def test_no_thread_fd_or_temp_dir_is_left_after_a_run(
 
         @pytest.mark.parametrize("transport", ["tcp", "unix"])
         @pytest.mark.parametrize("n", range(10))
-        def test_servers(grpc_server, grpc_server_factory, transport, n):
-            other = grpc_server_factory(transport=transport)
-            for server in (grpc_server, other):
+        def test_servers(grpc_test_server, grpc_test_server_factory, transport, n):
+            other = grpc_test_server_factory(transport=transport)
+            for server in (grpc_test_server, other):
                 server.hold(UNARY)
                 server.probe().Unary.future(ProbeRequest(), timeout=30)
             assert n % 7 != 3, "some tests fail"
@@ -207,13 +209,13 @@ def test_grpc_server_stopped_by_a_test_serves_the_next_one(pytester: pytest.Pyte
         """
         from pytest_grpc_deadlines.probe import ProbeRequest
 
-        def test_stops_the_shared_server(grpc_server):
-            grpc_server.stop(None)
-            assert not grpc_server.is_running
+        def test_stops_the_shared_server(grpc_test_server):
+            grpc_test_server.stop(None)
+            assert not grpc_test_server.is_running
 
-        def test_next_test_gets_it_serving(grpc_server):
-            assert grpc_server.is_running
-            assert grpc_server.probe().Unary(ProbeRequest(), timeout=5, wait_for_ready=True).index == 0
+        def test_next_test_gets_it_serving(grpc_test_server):
+            assert grpc_test_server.is_running
+            assert grpc_test_server.probe().Unary(ProbeRequest(), timeout=5, wait_for_ready=True).index == 0
         """
     )
     result = pytester.runpytest(*_INNER, "-p", "no:asyncio")

@@ -39,40 +39,40 @@ N = range({PER_KIND})
 
 
 @pytest.mark.parametrize("n", N)
-def test_held_call_never_released(grpc_server, n):
-    gate = grpc_server.hold(UNARY)  # never released: teardown must free the handler
+def test_held_call_never_released(grpc_test_server, n):
+    gate = grpc_test_server.hold(UNARY)  # never released: teardown must free the handler
     # Kept referenced: grpc cancels a call whose future is garbage collected.
-    future = grpc_server.probe().Unary.future(ProbeRequest(), timeout=30)
+    future = grpc_test_server.probe().Unary.future(ProbeRequest(), timeout=30)
     assert gate.wait_entered(10) and not future.done()
 
 
 @pytest.mark.parametrize("n", N)
-def test_held_call_the_client_gave_up_on(grpc_server, n):
-    grpc_server.hold(UNARY)  # the call may expire before it reaches the gate: either will do
+def test_held_call_the_client_gave_up_on(grpc_test_server, n):
+    grpc_test_server.hold(UNARY)  # the call may expire before it reaches the gate: either will do
     with pytest.raises(grpc.RpcError):
-        grpc_server.probe().Unary(ProbeRequest(), timeout=0.01)
+        grpc_test_server.probe().Unary(ProbeRequest(), timeout=0.01)
 
 
 @pytest.mark.parametrize("transport", ["tcp", "unix"])
 @pytest.mark.parametrize("n", N)
-def test_fresh_servers_with_held_calls(grpc_server_factory, transport, n):
-    server = grpc_server_factory(transport=transport)
+def test_fresh_servers_with_held_calls(grpc_test_server_factory, transport, n):
+    server = grpc_test_server_factory(transport=transport)
     gate = server.hold(UNARY)
     future = server.probe().Unary.future(ProbeRequest(), timeout=30)
     assert gate.wait_entered(10) and not future.done()
 
 
 @pytest.mark.parametrize("n", N)
-def test_channels_and_a_failure(grpc_server, n):
-    channels = [grpc_server.channel() for _ in range(3)]
+def test_channels_and_a_failure(grpc_test_server, n):
+    channels = [grpc_test_server.channel() for _ in range(3)]
     assert channels[0] is not channels[1]
-    assert grpc_server.probe().Unary(ProbeRequest(), timeout=10).index == 0
+    assert grpc_test_server.probe().Unary(ProbeRequest(), timeout=10).index == 0
     assert n % 5 != 0, "every fifth test fails, on purpose"
 
 
 @pytest.mark.parametrize("n", N)
-def test_failing_with_a_held_call_on_a_unix_server(grpc_server_factory, n):
-    server = grpc_server_factory(transport="unix")
+def test_failing_with_a_held_call_on_a_unix_server(grpc_test_server_factory, n):
+    server = grpc_test_server_factory(transport="unix")
     gate = server.hold(UNARY)
     future = server.probe().Unary.future(ProbeRequest(), timeout=30)
     assert gate.wait_entered(10) and not future.done()
@@ -91,15 +91,15 @@ def test_marker_and_the_test_changes_the_cascade_itself(grpc_timeouts, n):
 
 @pytest.mark.grpc_timeouts(max_rx_bytes=1000 + {PER_KIND})
 @pytest.mark.parametrize("n", N)
-def test_marker_limits_get_their_own_server(grpc_server, n):
-    assert grpc_server.probe().Unary(ProbeRequest(response_bytes=n), timeout=10).payload == b"x" * n
+def test_marker_limits_get_their_own_server(grpc_test_server, n):
+    assert grpc_test_server.probe().Unary(ProbeRequest(response_bytes=n), timeout=10).payload == b"x" * n
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("n", N)
-async def test_aio_server_with_held_calls(grpc_aio_server, n):
-    gate = grpc_aio_server.hold(UNARY)  # never released
-    stub = grpc_aio_server.probe()
+async def test_aio_server_with_held_calls(grpc_aio_test_server, n):
+    gate = grpc_aio_test_server.hold(UNARY)  # never released
+    stub = grpc_aio_test_server.probe()
     call = stub.Unary(ProbeRequest(), timeout=30)  # running, never awaited: teardown ends it
     assert await gate.wait_entered(10) and not call.done()
     with pytest.raises(grpc.aio.AioRpcError):
@@ -109,8 +109,8 @@ async def test_aio_server_with_held_calls(grpc_aio_server, n):
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("n", N)
-async def test_aio_unix_server_and_channels(grpc_aio_server_factory, n):
-    server = await grpc_aio_server_factory(transport="unix")
+async def test_aio_unix_server_and_channels(grpc_aio_test_server_factory, n):
+    server = await grpc_aio_test_server_factory(transport="unix")
     for _ in range(2):
         assert (await server.probe().Unary(ProbeRequest(), timeout=10)).index == 0
 """
@@ -118,7 +118,18 @@ async def test_aio_unix_server_and_channels(grpc_aio_server_factory, n):
 #: The inner run: its own ini (pytest-asyncio wants a loop scope); no cache, Hypothesis or log
 #: capture (see the logging.disable below).
 INNER_INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
-INNER_ARGS = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:logging", "-q")
+# rerunfailures leaves a socket open per session (its own status server): not ours to count.
+INNER_ARGS = (
+    "-p",
+    "no:cacheprovider",
+    "-p",
+    "no:hypothesispytest",
+    "-p",
+    "no:logging",
+    "-p",
+    "no:rerunfailures",
+    "-q",
+)
 
 
 #: grpc.aio's process-wide poller thread (``Thread-N (_poll_wrapper)``): grpc starts it with the

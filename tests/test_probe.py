@@ -23,8 +23,8 @@ UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 
 
 @pytest.fixture
-def stub(grpc_server: GrpcTestServer) -> ProbeStub:
-    return grpc_server.probe()
+def stub(grpc_test_server: GrpcTestServer) -> ProbeStub:
+    return grpc_test_server.probe()
 
 
 def test_messages_are_built_from_descriptors_with_the_documented_fields() -> None:
@@ -123,7 +123,7 @@ def test_timeout_on_sleeping_server(stub: ProbeStub) -> None:
         stop.set()
 
 
-def test_cancel_after_begin(grpc_server: GrpcTestServer, stub: ProbeStub) -> None:
+def test_cancel_after_begin(grpc_test_server: GrpcTestServer, stub: ProbeStub) -> None:
     """Interop cancel_after_begin: a client stream cancelled before sending anything."""
     stop = threading.Event()
     try:
@@ -152,11 +152,11 @@ def test_cancel_after_first_response(stub: ProbeStub) -> None:
 
 
 def test_delay_seconds_past_the_deadline_fails_and_the_servicer_stops_waiting(
-    grpc_server: GrpcTestServer, stub: ProbeStub
+    grpc_test_server: GrpcTestServer, stub: ProbeStub
 ) -> None:
     with pytest.raises(grpc.RpcError) as info:
         stub.Unary(ProbeRequest(delay_seconds=30), timeout=REACHES_SERVER)
     assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
-    [call] = grpc_server.calls
+    [call] = grpc_test_server.calls
     assert call.wait(5), "the probe servicer slept past the cancellation"
     assert call.cancelled

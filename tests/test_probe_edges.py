@@ -18,8 +18,8 @@ UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 
 
 @pytest.fixture
-def stub(grpc_server: GrpcTestServer) -> ProbeStub:
-    return grpc_server.probe()
+def stub(grpc_test_server: GrpcTestServer) -> ProbeStub:
+    return grpc_test_server.probe()
 
 
 def _error(call: Any) -> grpc.RpcError:
@@ -32,12 +32,12 @@ def _error(call: Any) -> grpc.RpcError:
 
 
 def test_a_status_code_grpc_does_not_have_fails_the_call_with_a_clear_server_error(
-    grpc_server: GrpcTestServer, stub: ProbeStub
+    grpc_test_server: GrpcTestServer, stub: ProbeStub
 ) -> None:
     assert _error(lambda: stub.Unary(ProbeRequest(status_code=99), timeout=5)).code() is (
         grpc.StatusCode.UNKNOWN
     )
-    [call] = grpc_server.calls
+    [call] = grpc_test_server.calls
     assert call.wait(5)
     assert call.outcome == "raised"
     assert call.details == "ValueError: status_code=99 is not a grpc status code (0 to 16)"
@@ -52,7 +52,7 @@ def test_bidi_answers_each_request_and_ends_with_the_status_one_asks_for(stub: P
 
 @pytest.mark.asyncio
 async def test_aio_bidi_answers_each_request_and_ends_with_the_status_one_asks_for(
-    grpc_aio_server: AioGrpcTestServer,
+    grpc_aio_test_server: AioGrpcTestServer,
 ) -> None:
     async def requests() -> AsyncIterator[Any]:
         yield ProbeRequest()
@@ -61,7 +61,7 @@ async def test_aio_bidi_answers_each_request_and_ends_with_the_status_one_asks_f
 
     received: list[int] = []
     with pytest.raises(grpc.RpcError) as info:
-        async for response in grpc_aio_server.probe().Bidi(requests(), timeout=5):
+        async for response in grpc_aio_test_server.probe().Bidi(requests(), timeout=5):
             received.append(response.index)
     assert (received, info.value.code(), info.value.details()) == ([0, 1], grpc.StatusCode.NOT_FOUND, "gone")
 
@@ -71,7 +71,7 @@ async def test_aio_bidi_answers_each_request_and_ends_with_the_status_one_asks_f
 
 @pytest.mark.parametrize("method", ["ClientStream", "Bidi"])
 def test_a_streaming_probe_stops_its_delay_when_the_deadline_passes(
-    grpc_server: GrpcTestServer, stub: ProbeStub, method: str
+    grpc_test_server: GrpcTestServer, stub: ProbeStub, method: str
 ) -> None:
     requests = iter([ProbeRequest(), ProbeRequest(delay_seconds=30)])
 
@@ -82,20 +82,20 @@ def test_a_streaming_probe_stops_its_delay_when_the_deadline_passes(
             list(stub.Bidi(requests, timeout=REACHES_SERVER))
 
     assert _error(call).code() is grpc.StatusCode.DEADLINE_EXCEEDED
-    [seen] = grpc_server.calls
+    [seen] = grpc_test_server.calls
     assert seen.wait(10), "the probe slept its 30 s delay after the client left"
     assert seen.cancelled
 
 
 def test_the_probe_does_not_start_a_delay_for_a_client_that_already_left(
-    grpc_server: GrpcTestServer, stub: ProbeStub
+    grpc_test_server: GrpcTestServer, stub: ProbeStub
 ) -> None:
     """Held past the client's deadline, then released: the probe's own 30 s delay is skipped."""
-    gate = grpc_server.hold(UNARY)
+    gate = grpc_test_server.hold(UNARY)
     error = _error(lambda: stub.Unary(ProbeRequest(delay_seconds=30), timeout=REACHES_SERVER))
     assert error.code() is grpc.StatusCode.DEADLINE_EXCEEDED
     assert gate.wait_cancelled(10)
     gate.release()
-    [seen] = grpc_server.calls
+    [seen] = grpc_test_server.calls
     assert seen.wait(10), "the probe slept its 30 s delay after the client left"
     assert (seen.outcome, seen.cancelled) == ("ok", True)

@@ -27,7 +27,17 @@ from pytest_grpc_deadlines.probe import ProbeRequest
 
 UNARY = "pytest_grpc_deadlines.probe.v1.Probe/Unary"
 """
-JSON_KEYS = {"version", "calls", "by_code", "no_deadline", "disagreements", "violations", "near_misses"}
+JSON_KEYS = {
+    "version",
+    "calls",
+    "by_code",
+    "no_deadline",
+    "disagreements",
+    "expected_disagreements",
+    "violations",
+    "near_misses",
+    "background",
+}
 
 
 def module(pytester: pytest.Pytester, body: str) -> None:
@@ -62,19 +72,19 @@ def summary(result: pytest.RunResult) -> list[str]:
 # --- the terminal summary -------------------------------------------------------------------
 
 
-def test_summary_appears_when_calls_were_recorded(pytester: pytest.Pytester) -> None:
+def test_summary_appears_when_the_run_uses_the_plugins_fixtures(pytester: pytest.Pytester) -> None:
     module(
         pytester,
         """
-        def test_ok(grpc_server):
-            grpc_server.probe().Unary(ProbeRequest(), timeout=5)
+        def test_ok(grpc_test_server):
+            grpc_test_server.probe().Unary(ProbeRequest(), timeout=5)
 
-        def test_not_found(grpc_server):
-            grpc_server.fail(UNARY, grpc.StatusCode.NOT_FOUND)
+        def test_not_found(grpc_test_server):
+            grpc_test_server.fail(UNARY, grpc.StatusCode.NOT_FOUND)
             with pytest.raises(grpc.RpcError):
-                grpc_server.probe().Unary(ProbeRequest(), timeout=5)
+                grpc_test_server.probe().Unary(ProbeRequest(), timeout=5)
             with pytest.raises(grpc.RpcError):
-                grpc_server.probe().Unary(ProbeRequest(), timeout=5)
+                grpc_test_server.probe().Unary(ProbeRequest(), timeout=5)
         """,
     )
     result = run(pytester)
@@ -95,6 +105,43 @@ def test_no_summary_when_no_call_was_recorded(pytester: pytest.Pytester) -> None
     assert "gRPC deadlines" not in result.stdout.str()
 
 
+def test_no_summary_when_code_makes_calls_but_the_run_does_not_use_the_plugin(
+    pytester: pytest.Pytester,
+) -> None:
+    """A project that has the plugin installed and never asked for it sees nothing of it."""
+    module(
+        pytester,
+        """
+        def test_calls():
+            with grpc.insecure_channel("127.0.0.1:1") as channel:
+                with pytest.raises(grpc.RpcError):
+                    channel.unary_unary("/tests.Nowhere/Call")(b"")
+        """,
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=1)
+    assert "gRPC deadlines" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        "--grpc-timeout=sensor=3",
+        "-o=grpc_require_deadlines=warn",
+        "-o=grpc_timeouts=sensor=3",
+        "marker",
+    ],
+)
+def test_summary_appears_when_an_option_ini_key_or_marker_is_used(
+    pytester: pytest.Pytester, use: str
+) -> None:
+    marker = "@pytest.mark.grpc_timeouts(sensor=2)\n" if use == "marker" else ""
+    module(pytester, f"{marker}def test_nothing():\n    pass\n")
+    result = run(pytester, *([] if use == "marker" else [use]))
+    result.assert_outcomes(passed=1)
+    assert summary(result)[0] == "0 client calls recorded: none"
+
+
 def test_report_option_prints_the_summary_without_calls(pytester: pytest.Pytester) -> None:
     module(pytester, "def test_nothing():\n    pass\n")
     result = run(pytester, "--grpc-deadlines-report")
@@ -105,9 +152,9 @@ def test_calls_without_a_deadline_are_listed_with_test_and_line(pytester: pytest
     module(
         pytester,
         """
-        def test_forgot(grpc_server):
-            grpc_server.probe().Unary(ProbeRequest())  # the call
-            grpc_server.probe().Unary(ProbeRequest(), timeout=5)
+        def test_forgot(grpc_test_server):
+            grpc_test_server.probe().Unary(ProbeRequest())  # the call
+            grpc_test_server.probe().Unary(ProbeRequest(), timeout=5)
         """,
     )
     result = run(pytester)
@@ -123,15 +170,15 @@ def test_near_miss_is_listed(pytester: pytest.Pytester) -> None:
     module(
         pytester,
         """
-        def test_slow(grpc_server):
+        def test_slow(grpc_test_server):
             # margin: the call takes at least the 0.85 s delay, 85% of its deadline (> 80%), and
             # has 150 ms to come back after it, over three times grpc's worst lateness measured
             # with the CPUs oversubscribed (41 ms).
-            grpc_server.delay(UNARY, 0.85)
-            grpc_server.probe().Unary(ProbeRequest(), timeout=1.0)  # the call
+            grpc_test_server.delay(UNARY, 0.85)
+            grpc_test_server.probe().Unary(ProbeRequest(), timeout=1.0)  # the call
 
-        def test_fast(grpc_server):
-            grpc_server.probe().Unary(ProbeRequest(), timeout=5)
+        def test_fast(grpc_test_server):
+            grpc_test_server.probe().Unary(ProbeRequest(), timeout=5)
         """,
     )
     result = run(pytester)
@@ -148,15 +195,15 @@ def test_near_miss_is_listed(pytester: pytest.Pytester) -> None:
     assert 85 <= int(match[2]) <= 100
 
 
-def test_disagreement_is_listed(pytester: pytest.Pytester) -> None:
+def test_a_disagreement_the_test_provoked_is_counted_apart(pytester: pytest.Pytester) -> None:
     module(
         pytester,
         """
-        def test_gave_up(grpc_server, grpc_calls):
+        def test_gave_up(grpc_test_server, grpc_calls):
             # margin: 0.25 s and 2 s are tests/timing.py's REACHES_SERVER and ENTRY_BOUND
-            gate = grpc_server.hold(UNARY)
+            gate = grpc_test_server.hold(UNARY)
             with pytest.raises(grpc.RpcError) as info:
-                grpc_server.probe().Unary(ProbeRequest(), timeout=0.25)  # the call
+                grpc_test_server.probe().Unary(ProbeRequest(), timeout=0.25)  # the call
             assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
             assert gate.wait_entered(2.0)
             assert gate.wait_cancelled(10)
@@ -166,12 +213,58 @@ def test_disagreement_is_listed(pytester: pytest.Pytester) -> None:
     )
     result = run(pytester)
     result.assert_outcomes(passed=1)
+    assert summary(result)[:4] == [
+        "1 client calls recorded: DEADLINE_EXCEEDED 1",
+        "violations (client OK, server not OK): 0",
+        "disagreements (server OK, client gave up): 0",
+        "expected disagreements (provoked by the tests' gates and delays): 1",
+    ]
+
+
+def test_a_disagreement_of_the_users_servicer_is_listed(pytester: pytest.Pytester) -> None:
+    """A servicer that finishes its work after the client gave up: the surprise the summary is for."""
+    pytester.makepyfile(echo_service=(Path(__file__).parent / "echo_service.py").read_text(encoding="utf-8"))
+    module(
+        pytester,
+        """
+        import threading
+
+        from echo_service import SAY, add_EchoServicer_to_server
+
+        gone, release = threading.Event(), threading.Event()
+
+        class Slow:
+            def Say(self, request, context):
+                context.add_callback(gone.set)
+                assert release.wait(10)
+                return b"done"
+
+            def Chorus(self, request, context):
+                yield b""
+
+        @pytest.fixture(scope="module")
+        def grpc_test_servicers():
+            return [(add_EchoServicer_to_server, Slow())]
+
+        def test_gave_up(grpc_test_server, grpc_calls):
+            say = grpc_test_server.channel().unary_unary("/" + SAY)
+            with pytest.raises(grpc.RpcError) as info:
+                say(b"hi", timeout=0.25)  # the call
+            assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+            assert gone.wait(10)
+            release.set()
+            assert [p.verdict for p in grpc_calls.pairs(timeout=10)] == ["disagreement"]
+        """,
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=1)
     line = line_of(pytester, "# the call")
+    method = "tests.Echo/Say"
     assert summary(result)[:4] == [
         "1 client calls recorded: DEADLINE_EXCEEDED 1",
         "violations (client OK, server not OK): 0",
         "disagreements (server OK, client gave up): 1",
-        f"  test_mod.py::test_gave_up: {UNARY} at test_mod.py:{line} (client DEADLINE_EXCEEDED, server ok)",
+        f"  test_mod.py::test_gave_up: {method} at test_mod.py:{line} (client DEADLINE_EXCEEDED, server ok)",
     ]
 
 
@@ -182,11 +275,11 @@ def test_json_holds_the_same_data(pytester: pytest.Pytester) -> None:
     module(
         pytester,
         """
-        def test_calls(grpc_server):
-            grpc_server.probe().Unary(ProbeRequest())  # no deadline
-            grpc_server.fail(UNARY, grpc.StatusCode.UNAVAILABLE)
+        def test_calls(grpc_test_server):
+            grpc_test_server.probe().Unary(ProbeRequest())  # no deadline
+            grpc_test_server.fail(UNARY, grpc.StatusCode.UNAVAILABLE)
             with pytest.raises(grpc.RpcError):
-                grpc_server.probe().Unary(ProbeRequest(), timeout=5)
+                grpc_test_server.probe().Unary(ProbeRequest(), timeout=5)
         """,
     )
     path = pytester.path / "out" / "grpc.json"
@@ -198,7 +291,7 @@ def test_json_holds_the_same_data(pytester: pytest.Pytester) -> None:
     [entry] = data["no_deadline"]
     assert entry["target"].startswith("127.0.0.1:")
     assert data == {
-        "version": 1,
+        "version": 2,
         "calls": 2,
         "by_code": {"OK": 1, "UNAVAILABLE": 1},
         "no_deadline": [
@@ -207,11 +300,14 @@ def test_json_holds_the_same_data(pytester: pytest.Pytester) -> None:
                 "method": UNARY,
                 "target": entry["target"],
                 "site": f"test_mod.py:{line_of(pytester, '# no deadline')}",
+                "library_site": None,
             }
         ],
         "disagreements": [],
+        "expected_disagreements": [],
         "violations": [],
         "near_misses": [],
+        "background": [],
     }
 
 
@@ -235,8 +331,8 @@ def test_xdist_summary_and_json_merge_every_workers_calls(pytester: pytest.Pytes
         import pathlib
 
         @pytest.mark.parametrize("n", range(10))
-        def test_call(grpc_server, n):
-            grpc_server.probe().Unary(ProbeRequest(), timeout=5)
+        def test_call(grpc_test_server, n):
+            grpc_test_server.probe().Unary(ProbeRequest(), timeout=5)
             worker = os.environ["PYTEST_XDIST_WORKER"]
             (pathlib.Path({str(workers)!r}) / f"{{worker}}-{{n}}").touch()
         """,
@@ -276,15 +372,21 @@ def client_call(
     return call
 
 
-def pair(code: grpc.StatusCode, outcome: Outcome) -> Pair:
+def pair(code: grpc.StatusCode, outcome: Outcome, *, provoked: bool = False) -> Pair:
     client = client_call(code)
-    server = ServerCall(method=UNARY, metadata=(), deadline=1.0)
+    server = ServerCall(method=UNARY, metadata=(), deadline=1.0, provoked=provoked)
     server.finish(outcome, grpc.StatusCode.OK if outcome == "ok" else grpc.StatusCode.INTERNAL)
     return Pair(client, server, verdict(client, server))
 
 
 def where(test: str = "test_mod.py::test_it") -> dict[str, Any]:
-    return {"test": test, "method": UNARY, "target": "127.0.0.1:1", "site": "test_mod.py:3"}
+    return {
+        "test": test,
+        "method": UNARY,
+        "target": "127.0.0.1:1",
+        "site": "test_mod.py:3",
+        "library_site": None,
+    }
 
 
 def test_calls_are_counted_by_code_and_running_calls_as_running() -> None:
@@ -342,9 +444,11 @@ def test_disagreements_and_violations_come_from_the_pairs() -> None:
         pair(grpc.StatusCode.OK, "aborted"),
         pair(grpc.StatusCode.OK, "ok"),
         pair(grpc.StatusCode.INTERNAL, "raised"),
+        pair(grpc.StatusCode.CANCELLED, "ok", provoked=True),
     ]
     report.add([p.client for p in pairs], pairs)
     assert report.disagreements == [{**where(), "client_code": "DEADLINE_EXCEEDED", "server_outcome": "ok"}]
+    assert report.expected_disagreements == [{**where(), "client_code": "CANCELLED", "server_outcome": "ok"}]
     assert report.violations == [{**where(), "client_code": "OK", "server_outcome": "aborted"}]
 
 
@@ -373,6 +477,28 @@ def test_lines_list_each_section_and_cut_long_ones() -> None:
         "  ... and 2 more (see --grpc-deadlines-json)",
         "near misses (OK after over 80% of the deadline): 1",
         f"  test_mod.py::test_it: {UNARY} at test_mod.py:3 (0.900 s of 1 s, 90%)",
+    ]
+
+
+def test_background_calls_are_listed_by_thread_and_merged() -> None:
+    report = SuiteReport()
+    call = client_call(test="")
+    call.test, call.background, call.thread = None, True, "poller"
+    report.add_background([call])
+    other = SuiteReport()
+    other.merge(json.loads(json.dumps(report.to_dict())))
+    assert other.to_dict()["background"] == [
+        {
+            "thread": "poller",
+            "method": UNARY,
+            "target": "127.0.0.1:1",
+            "site": "test_mod.py:3",
+            "library_site": None,
+        }
+    ]
+    assert other.lines()[-2:] == [
+        "background calls (from threads older than the test): 1",
+        f"  thread poller: {UNARY} at test_mod.py:3",
     ]
 
 

@@ -33,8 +33,8 @@ def _code(call: object) -> grpc.StatusCode:
 
 
 @pytest.fixture(params=["tcp", "unix"])
-def server(request: pytest.FixtureRequest, grpc_server_factory: ServerFactory) -> GrpcTestServer:
-    return grpc_server_factory(transport=request.param)
+def server(request: pytest.FixtureRequest, grpc_test_server_factory: ServerFactory) -> GrpcTestServer:
+    return grpc_test_server_factory(transport=request.param)
 
 
 # --- deadlines and disagreement ----------------------------------------------------------------
@@ -65,9 +65,11 @@ def test_held_call_gives_a_deterministic_disagreement(server: GrpcTestServer) ->
     assert reached > 0
 
 
-def test_before_delay_wakes_on_the_deadline_and_abandons_the_call(grpc_server_factory: ServerFactory) -> None:
+def test_before_delay_wakes_on_the_deadline_and_abandons_the_call(
+    grpc_test_server_factory: ServerFactory,
+) -> None:
     servicer = EchoServicer()
-    server = grpc_server_factory((add_EchoServicer_to_server, servicer))
+    server = grpc_test_server_factory((add_EchoServicer_to_server, servicer))
     server.delay(SAY, 30)
     assert (
         _code(lambda: say(server.channel(), b"hi", timeout=REACHES_SERVER))
@@ -79,9 +81,9 @@ def test_before_delay_wakes_on_the_deadline_and_abandons_the_call(grpc_server_fa
     assert servicer.said == []
 
 
-def test_after_delay_runs_the_servicer_and_records_ok(grpc_server_factory: ServerFactory) -> None:
+def test_after_delay_runs_the_servicer_and_records_ok(grpc_test_server_factory: ServerFactory) -> None:
     servicer = EchoServicer()
-    server = grpc_server_factory((add_EchoServicer_to_server, servicer))
+    server = grpc_test_server_factory((add_EchoServicer_to_server, servicer))
     server.delay(SAY, 30, when="after")
     assert (
         _code(lambda: say(server.channel(), b"hi", timeout=REACHES_SERVER))
@@ -209,10 +211,10 @@ def test_wait_entered_times_out_when_no_call_arrives(server: GrpcTestServer) -> 
 
 
 def test_fail_ends_calls_with_the_code_without_running_the_servicer(
-    grpc_server_factory: ServerFactory,
+    grpc_test_server_factory: ServerFactory,
 ) -> None:
     servicer = EchoServicer()
-    server = grpc_server_factory((add_EchoServicer_to_server, servicer))
+    server = grpc_test_server_factory((add_EchoServicer_to_server, servicer))
     server.fail(SAY, grpc.StatusCode.UNAVAILABLE, "try later")
     with pytest.raises(grpc.RpcError) as info:
         say(server.channel(), b"hi")
@@ -240,8 +242,8 @@ def test_fail_after_messages_cuts_a_stream_partway(server: GrpcTestServer) -> No
     assert server.calls[0].outcome == "aborted"
 
 
-def test_servicer_abort_and_raise_are_recorded(grpc_server_factory: ServerFactory) -> None:
-    server = grpc_server_factory()
+def test_servicer_abort_and_raise_are_recorded(grpc_test_server_factory: ServerFactory) -> None:
+    server = grpc_test_server_factory()
     stub = server.probe()
     assert _code(lambda: stub.Unary(ProbeRequest(status_code=5, status_details="gone"), timeout=5)) is (
         grpc.StatusCode.NOT_FOUND
@@ -251,12 +253,12 @@ def test_servicer_abort_and_raise_are_recorded(grpc_server_factory: ServerFactor
     assert (call.outcome, call.code, call.details) == ("aborted", grpc.StatusCode.NOT_FOUND, "gone")
 
 
-def test_servicer_exception_is_recorded_as_raised(grpc_server_factory: ServerFactory) -> None:
+def test_servicer_exception_is_recorded_as_raised(grpc_test_server_factory: ServerFactory) -> None:
     class Broken(EchoServicer):
         def Say(self, request: bytes, context: object) -> bytes:
             raise RuntimeError("boom")
 
-    server = grpc_server_factory((add_EchoServicer_to_server, Broken()))
+    server = grpc_test_server_factory((add_EchoServicer_to_server, Broken()))
     assert _code(lambda: say(server.channel(), b"x")) is grpc.StatusCode.UNKNOWN
     [call] = server.calls
     assert call.wait(5)
@@ -289,10 +291,10 @@ def test_client_stream_records_its_first_request(server: GrpcTestServer) -> None
     assert call.request.payload == b"1"
 
 
-def test_user_servicers_are_hosted_beside_each_other(grpc_server_factory: ServerFactory) -> None:
+def test_user_servicers_are_hosted_beside_each_other(grpc_test_server_factory: ServerFactory) -> None:
     from pytest_grpc_deadlines.probe import ProbeServicer, add_ProbeServicer_to_server
 
-    server = grpc_server_factory(
+    server = grpc_test_server_factory(
         (add_EchoServicer_to_server, EchoServicer()), (add_ProbeServicer_to_server, ProbeServicer())
     )
     assert say(server.channel(), b"a") == b"echo:a"
@@ -327,11 +329,11 @@ def test_unknown_method_is_an_error_listing_the_hosted_ones(server: GrpcTestServ
     ],
 )
 def test_bad_behaviour_arguments_are_clear_errors(
-    grpc_server: GrpcTestServer, call: object, message: str
+    grpc_test_server: GrpcTestServer, call: object, message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
         assert callable(call)
-        call(grpc_server)
+        call(grpc_test_server)
 
 
 # --- lifecycle ---------------------------------------------------------------------------------
@@ -434,25 +436,25 @@ def test_bad_servicer_pair_is_refused() -> None:
         GrpcTestServer(EchoServicer())  # type: ignore[arg-type]
 
 
-def test_two_tcp_servers_get_distinct_ports(grpc_server_factory: ServerFactory) -> None:
-    first, second = grpc_server_factory(), grpc_server_factory()
+def test_two_tcp_servers_get_distinct_ports(grpc_test_server_factory: ServerFactory) -> None:
+    first, second = grpc_test_server_factory(), grpc_test_server_factory()
     assert first.target != second.target
 
 
-# --- the grpc_server fixture ---------------------------------------------------------------------
+# --- the grpc_test_server fixture ---------------------------------------------------------------------
 
 
-def test_pooled_server_starts_clean_after_a_test_left_a_held_call(grpc_server: GrpcTestServer) -> None:
-    grpc_server.hold(UNARY)
-    grpc_server.probe().Unary.future(ProbeRequest(), timeout=30)
-    grpc_server.reset()
-    assert grpc_server.calls == []
-    assert grpc_server.probe().Unary(ProbeRequest(), timeout=5).index == 0
+def test_pooled_server_starts_clean_after_a_test_left_a_held_call(grpc_test_server: GrpcTestServer) -> None:
+    grpc_test_server.hold(UNARY)
+    grpc_test_server.probe().Unary.future(ProbeRequest(), timeout=30)
+    grpc_test_server.reset()
+    assert grpc_test_server.calls == []
+    assert grpc_test_server.probe().Unary(ProbeRequest(), timeout=5).index == 0
 
 
 @pytest.mark.grpc_timeouts(max_rx_bytes=1024)
-def test_marker_byte_limit_applies_to_the_server(grpc_server: GrpcTestServer) -> None:
-    stub = grpc_server.probe(max_send_message_length=-1)
+def test_marker_byte_limit_applies_to_the_server(grpc_test_server: GrpcTestServer) -> None:
+    stub = grpc_test_server.probe(max_send_message_length=-1)
     assert _code(lambda: stub.Unary(ProbeRequest(payload=b"x" * 2048), timeout=5)) is (
         grpc.StatusCode.RESOURCE_EXHAUSTED
     )
@@ -460,33 +462,33 @@ def test_marker_byte_limit_applies_to_the_server(grpc_server: GrpcTestServer) ->
 
 
 @pytest.mark.grpc_timeouts(max_rx_bytes=1024)
-def test_marker_byte_limit_applies_to_the_channel(grpc_server: GrpcTestServer) -> None:
-    stub = grpc_server.probe()
+def test_marker_byte_limit_applies_to_the_channel(grpc_test_server: GrpcTestServer) -> None:
+    stub = grpc_test_server.probe()
     assert _code(lambda: stub.Unary(ProbeRequest(response_bytes=2048), timeout=5)) is (
         grpc.StatusCode.RESOURCE_EXHAUSTED
     )
 
 
 @pytest.mark.grpc_timeouts(max_send_bytes=1024)
-def test_marker_send_limit_applies_to_the_channel(grpc_server: GrpcTestServer) -> None:
-    stub = grpc_server.probe()
+def test_marker_send_limit_applies_to_the_channel(grpc_test_server: GrpcTestServer) -> None:
+    stub = grpc_test_server.probe()
     assert _code(lambda: stub.Unary(ProbeRequest(payload=b"x" * 2048), timeout=5)) is (
         grpc.StatusCode.RESOURCE_EXHAUSTED
     )
 
 
 @pytest.mark.grpc_timeouts(max_rx_bytes=3_000_000_000)
-def test_byte_limit_grpc_cannot_hold_is_a_clear_error(grpc_server_factory: ServerFactory) -> None:
+def test_byte_limit_grpc_cannot_hold_is_a_clear_error(grpc_test_server_factory: ServerFactory) -> None:
     with pytest.raises(ValueError, match=r"max_rx_bytes=3000000000 .* must fit in 32 bits"):
-        grpc_server_factory()
+        grpc_test_server_factory()
 
 
 @pytest.mark.grpc_timeouts(max_rx_bytes="abc")
-def test_byte_limit_that_does_not_parse_is_a_clear_error(grpc_server_factory: ServerFactory) -> None:
+def test_byte_limit_that_does_not_parse_is_a_clear_error(grpc_test_server_factory: ServerFactory) -> None:
     with pytest.raises(ValueError, match="DAGSTER_GRPC_MAX_RX_BYTES='abc'"):
-        grpc_server_factory()
+        grpc_test_server_factory()
 
 
-def test_factory_refuses_aio_in_a_sync_test(grpc_server_factory: ServerFactory) -> None:
-    with pytest.raises(ValueError, match="use the grpc_aio_server_factory fixture"):
-        grpc_server_factory(aio=True)
+def test_factory_refuses_aio_in_a_sync_test(grpc_test_server_factory: ServerFactory) -> None:
+    with pytest.raises(ValueError, match="use the grpc_aio_test_server_factory fixture"):
+        grpc_test_server_factory(aio=True)

@@ -33,9 +33,9 @@ async def _code(awaitable: Awaitable[object]) -> grpc.StatusCode:
 
 @pytest.mark.parametrize("transport", ["tcp", "unix"])
 async def test_held_call_gives_a_deterministic_disagreement(
-    grpc_aio_server_factory: AioFactory, transport: str
+    grpc_aio_test_server_factory: AioFactory, transport: str
 ) -> None:
-    server = await grpc_aio_server_factory(transport=transport)
+    server = await grpc_aio_test_server_factory(transport=transport)
     stub = server.probe()
     await stub.Unary(ProbeRequest(), timeout=5)  # connect first
     reached = 0
@@ -55,43 +55,43 @@ async def test_held_call_gives_a_deterministic_disagreement(
     assert reached > 0
 
 
-async def test_fixture_serves_the_probe(grpc_aio_server: AioGrpcTestServer) -> None:
-    response = await grpc_aio_server.probe().Unary(ProbeRequest(response_bytes=4), timeout=5)
+async def test_fixture_serves_the_probe(grpc_aio_test_server: AioGrpcTestServer) -> None:
+    response = await grpc_aio_test_server.probe().Unary(ProbeRequest(response_bytes=4), timeout=5)
     assert response.payload == b"xxxx"
-    [call] = grpc_aio_server.calls
+    [call] = grpc_aio_test_server.calls
     assert call.deadline is not None
     assert 4 < call.deadline <= 5.1
 
 
-async def test_no_deadline_is_recorded_as_none(grpc_aio_server: AioGrpcTestServer) -> None:
-    response = await grpc_aio_server.probe().Unary(ProbeRequest())
+async def test_no_deadline_is_recorded_as_none(grpc_aio_test_server: AioGrpcTestServer) -> None:
+    response = await grpc_aio_test_server.probe().Unary(ProbeRequest())
     assert response.deadline_seconds == 0.0
-    assert grpc_aio_server.calls[0].deadline is None
+    assert grpc_aio_test_server.calls[0].deadline is None
 
 
-async def test_before_delay_abandons_on_the_deadline(grpc_aio_server: AioGrpcTestServer) -> None:
-    grpc_aio_server.delay(UNARY, 30)
-    assert await _code(grpc_aio_server.probe().Unary(ProbeRequest(), timeout=REACHES_SERVER)) is (
+async def test_before_delay_abandons_on_the_deadline(grpc_aio_test_server: AioGrpcTestServer) -> None:
+    grpc_aio_test_server.delay(UNARY, 30)
+    assert await _code(grpc_aio_test_server.probe().Unary(ProbeRequest(), timeout=REACHES_SERVER)) is (
         grpc.StatusCode.DEADLINE_EXCEEDED
     )
-    [call] = grpc_aio_server.calls
+    [call] = grpc_aio_test_server.calls
     assert await call.wait_async(5)
     assert (call.outcome, call.cancelled) == ("abandoned", True)
 
 
-async def test_after_delay_records_ok(grpc_aio_server: AioGrpcTestServer) -> None:
-    grpc_aio_server.delay(UNARY, 30, when="after")
-    assert await _code(grpc_aio_server.probe().Unary(ProbeRequest(), timeout=REACHES_SERVER)) is (
+async def test_after_delay_records_ok(grpc_aio_test_server: AioGrpcTestServer) -> None:
+    grpc_aio_test_server.delay(UNARY, 30, when="after")
+    assert await _code(grpc_aio_test_server.probe().Unary(ProbeRequest(), timeout=REACHES_SERVER)) is (
         grpc.StatusCode.DEADLINE_EXCEEDED
     )
-    [call] = grpc_aio_server.calls
+    [call] = grpc_aio_test_server.calls
     assert await call.wait_async(5)
     assert (call.outcome, call.cancelled) == ("ok", True)
 
 
-async def test_gate_holds_until_released(grpc_aio_server: AioGrpcTestServer) -> None:
-    gate = grpc_aio_server.hold(UNARY)
-    call = asyncio.ensure_future(grpc_aio_server.probe().Unary(ProbeRequest(), timeout=30))
+async def test_gate_holds_until_released(grpc_aio_test_server: AioGrpcTestServer) -> None:
+    gate = grpc_aio_test_server.hold(UNARY)
+    call = asyncio.ensure_future(grpc_aio_test_server.probe().Unary(ProbeRequest(), timeout=30))
     assert await gate.wait_entered(10)
     assert not call.done()
     gate.release()
@@ -99,44 +99,48 @@ async def test_gate_holds_until_released(grpc_aio_server: AioGrpcTestServer) -> 
     assert not await gate.wait_cancelled(0.01)
 
 
-async def test_stream_interval_and_deadline(grpc_aio_server: AioGrpcTestServer) -> None:
+async def test_stream_interval_and_deadline(grpc_aio_test_server: AioGrpcTestServer) -> None:
     """# margin: messages at 0.1, 0.2, 0.3 s against a 0.35 s deadline (50 ms each side)."""
-    grpc_aio_server.stream_interval(STREAM, 0.1)
+    grpc_aio_test_server.stream_interval(STREAM, 0.1)
     received = []
     with pytest.raises(grpc.RpcError) as info:
-        async for response in grpc_aio_server.probe().ServerStream(ProbeRequest(responses=10), timeout=0.35):
+        async for response in grpc_aio_test_server.probe().ServerStream(
+            ProbeRequest(responses=10), timeout=0.35
+        ):
             received.append(response.index)
     assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
     assert received == [0, 1, 2]
 
 
-async def test_fail_times_and_after_messages(grpc_aio_server: AioGrpcTestServer) -> None:
-    stub = grpc_aio_server.probe()
-    grpc_aio_server.fail(UNARY, grpc.StatusCode.UNAVAILABLE, "later", times=1)
+async def test_fail_times_and_after_messages(grpc_aio_test_server: AioGrpcTestServer) -> None:
+    stub = grpc_aio_test_server.probe()
+    grpc_aio_test_server.fail(UNARY, grpc.StatusCode.UNAVAILABLE, "later", times=1)
     assert await _code(stub.Unary(ProbeRequest(), timeout=5)) is grpc.StatusCode.UNAVAILABLE
     assert await _code(stub.Unary(ProbeRequest(), timeout=5)) is grpc.StatusCode.OK
-    grpc_aio_server.fail(STREAM, grpc.StatusCode.DATA_LOSS, after_messages=2)
+    grpc_aio_test_server.fail(STREAM, grpc.StatusCode.DATA_LOSS, after_messages=2)
     received = []
     with pytest.raises(grpc.RpcError) as info:
         async for response in stub.ServerStream(ProbeRequest(responses=5), timeout=5):
             received.append(response.index)
     assert (received, info.value.code()) == ([0, 1], grpc.StatusCode.DATA_LOSS)
-    outcomes = [c.outcome for c in grpc_aio_server.calls]
+    outcomes = [c.outcome for c in grpc_aio_test_server.calls]
     assert outcomes == ["aborted", "ok", "aborted"]
 
 
-async def test_servicer_status_is_recorded_as_aborted(grpc_aio_server: AioGrpcTestServer) -> None:
-    stub = grpc_aio_server.probe()
+async def test_servicer_status_is_recorded_as_aborted(grpc_aio_test_server: AioGrpcTestServer) -> None:
+    stub = grpc_aio_test_server.probe()
     assert await _code(stub.Unary(ProbeRequest(status_code=5, status_details="gone"), timeout=5)) is (
         grpc.StatusCode.NOT_FOUND
     )
-    [call] = grpc_aio_server.calls
+    [call] = grpc_aio_test_server.calls
     assert await call.wait_async(5)
     assert (call.outcome, call.code) == ("aborted", grpc.StatusCode.NOT_FOUND)
 
 
-async def test_stop_with_grace_ok_within_and_unavailable_beyond(grpc_aio_server_factory: AioFactory) -> None:
-    server = await grpc_aio_server_factory()
+async def test_stop_with_grace_ok_within_and_unavailable_beyond(
+    grpc_aio_test_server_factory: AioFactory,
+) -> None:
+    server = await grpc_aio_test_server_factory()
     gate = server.hold(UNARY)
     call = asyncio.ensure_future(server.probe().Unary(ProbeRequest(), timeout=30))
     assert await gate.wait_entered(10)
@@ -144,7 +148,7 @@ async def test_stop_with_grace_ok_within_and_unavailable_beyond(grpc_aio_server_
     await server.stop(5)
     assert (await call).index == 0
 
-    server = await grpc_aio_server_factory()
+    server = await grpc_aio_test_server_factory()
     gate = server.hold(UNARY, honor_cancellation=True)
     call = asyncio.ensure_future(server.probe().Unary(ProbeRequest(), timeout=30))
     assert await gate.wait_entered(10)
@@ -152,8 +156,8 @@ async def test_stop_with_grace_ok_within_and_unavailable_beyond(grpc_aio_server_
     assert await _code(call) is grpc.StatusCode.UNAVAILABLE
 
 
-async def test_restart_and_connection_refused(grpc_aio_server_factory: AioFactory) -> None:
-    server = await grpc_aio_server_factory()
+async def test_restart_and_connection_refused(grpc_aio_test_server_factory: AioFactory) -> None:
+    server = await grpc_aio_test_server_factory()
     stub = server.probe()
     await server.stop(None)
     assert await _code(stub.Unary(ProbeRequest(), timeout=5)) is grpc.StatusCode.UNAVAILABLE
@@ -183,8 +187,8 @@ async def test_close_does_not_wait_for_a_held_handler() -> None:
 
 
 @pytest.mark.grpc_timeouts(max_rx_bytes=1024)
-async def test_marker_byte_limit_applies(grpc_aio_server: AioGrpcTestServer) -> None:
-    stub = grpc_aio_server.probe(max_send_message_length=-1)
+async def test_marker_byte_limit_applies(grpc_aio_test_server: AioGrpcTestServer) -> None:
+    stub = grpc_aio_test_server.probe(max_send_message_length=-1)
     assert await _code(stub.Unary(ProbeRequest(payload=b"x" * 2048), timeout=5)) is (
         grpc.StatusCode.RESOURCE_EXHAUSTED
     )

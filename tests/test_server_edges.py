@@ -59,11 +59,11 @@ def test_target_before_start_is_an_error(transport: Any) -> None:
         server.target  # noqa: B018
 
 
-def test_ipv6_loopback_target_is_bracketed_and_dialable(grpc_server_factory: ServerFactory) -> None:
+def test_ipv6_loopback_target_is_bracketed_and_dialable(grpc_test_server_factory: ServerFactory) -> None:
     if not socket.has_ipv6:
         pytest.skip("this Python has no IPv6")
     try:
-        server = grpc_server_factory(host="::1")
+        server = grpc_test_server_factory(host="::1")
     except RuntimeError:
         pytest.skip("::1 is not available on this machine")
     host, _, port = server.target.rpartition(":")
@@ -91,11 +91,14 @@ def _jitter(mean: Any, spread: Any) -> Any:
     ],
 )
 def test_bad_behaviour_arguments_are_refused_before_any_call(
-    grpc_server: GrpcTestServer, call: Any, error: type[Exception], message: str
+    grpc_test_server: GrpcTestServer, call: Any, error: type[Exception], message: str
 ) -> None:
     with pytest.raises(error, match=message):
-        call(grpc_server)
-    assert (grpc_server.probe().Unary(ProbeRequest(), timeout=5).index, len(grpc_server.calls)) == (0, 1)
+        call(grpc_test_server)
+    assert (grpc_test_server.probe().Unary(ProbeRequest(), timeout=5).index, len(grpc_test_server.calls)) == (
+        0,
+        1,
+    )
 
 
 # --- options -------------------------------------------------------------------------------------
@@ -107,10 +110,10 @@ def test_bad_behaviour_arguments_are_refused_before_any_call(
     ids=["mapping", "sequence"],
 )
 def test_server_options_reach_grpc_and_override_the_cascade_limits(
-    grpc_server_factory: ServerFactory, options: Any
+    grpc_test_server_factory: ServerFactory, options: Any
 ) -> None:
     """The cascade's 100 MB receive limit is set too; the caller's own option wins over it."""
-    server = grpc_server_factory(options=options)
+    server = grpc_test_server_factory(options=options)
     stub = server.probe()
     assert stub.Unary(ProbeRequest(payload=b"x" * 512), timeout=5).index == 0
     error = _error(lambda: stub.Unary(ProbeRequest(payload=b"x" * 2048), timeout=5))
@@ -138,16 +141,18 @@ def test_a_cascade_without_byte_limits_or_grace_adds_no_options_and_stops_at_onc
 # --- lifecycle -----------------------------------------------------------------------------------
 
 
-def test_start_on_a_running_server_keeps_it_and_its_address(grpc_server_factory: ServerFactory) -> None:
-    server = grpc_server_factory()
+def test_start_on_a_running_server_keeps_it_and_its_address(grpc_test_server_factory: ServerFactory) -> None:
+    server = grpc_test_server_factory()
     target = server.target
     assert server.start() is server
     assert server.target == target
     assert server.probe().Unary(ProbeRequest(), timeout=5).index == 0
 
 
-def test_restart_fails_loudly_when_another_socket_took_the_port(grpc_server_factory: ServerFactory) -> None:
-    server = grpc_server_factory()
+def test_restart_fails_loudly_when_another_socket_took_the_port(
+    grpc_test_server_factory: ServerFactory,
+) -> None:
+    server = grpc_test_server_factory()
     port = int(server.target.rpartition(":")[2])
     server.stop(None)
     with socket.socket() as squatter:
@@ -158,8 +163,10 @@ def test_restart_fails_loudly_when_another_socket_took_the_port(grpc_server_fact
         assert not server.is_running
 
 
-def test_a_method_nothing_hosts_is_unimplemented_and_not_recorded(grpc_server_factory: ServerFactory) -> None:
-    server = grpc_server_factory()
+def test_a_method_nothing_hosts_is_unimplemented_and_not_recorded(
+    grpc_test_server_factory: ServerFactory,
+) -> None:
+    server = grpc_test_server_factory()
     error = _error(lambda: server.channel().unary_unary("/nowhere.Service/Method")(b"", timeout=5))
     assert error.code() is grpc.StatusCode.UNIMPLEMENTED
     assert server.calls == []
@@ -169,9 +176,9 @@ def test_a_method_nothing_hosts_is_unimplemented_and_not_recorded(grpc_server_fa
 
 
 def test_holding_a_method_again_releases_the_calls_the_old_gate_held(
-    grpc_server_factory: ServerFactory,
+    grpc_test_server_factory: ServerFactory,
 ) -> None:
-    server = grpc_server_factory()
+    server = grpc_test_server_factory()
     first = server.hold(UNARY)
     future = server.probe().Unary.future(ProbeRequest(), timeout=30)
     assert first.wait_entered(10)
@@ -183,11 +190,11 @@ def test_holding_a_method_again_releases_the_calls_the_old_gate_held(
 
 
 def test_a_call_that_expired_while_queued_behind_a_busy_server_is_seen_cancelled_at_the_gate(
-    grpc_server_factory: ServerFactory,
+    grpc_test_server_factory: ServerFactory,
 ) -> None:
     """One worker, held by a first call: the second call's deadline passes while it waits for
     the worker, so its handler starts on an RPC that has already ended."""
-    server = grpc_server_factory(max_workers=1)
+    server = grpc_test_server_factory(max_workers=1)
     busy = server.hold(UNARY)
     first = server.probe().Unary.future(ProbeRequest(), timeout=30)
     assert busy.wait_entered(10)
@@ -208,11 +215,11 @@ def test_a_call_that_expired_while_queued_behind_a_busy_server_is_seen_cancelled
 
 @pytest.mark.parametrize("method", [UNARY, STREAM])
 def test_reset_during_a_delay_ends_the_call_cancelled_without_running_the_servicer(
-    grpc_server_factory: ServerFactory, method: str
+    grpc_test_server_factory: ServerFactory, method: str
 ) -> None:
     """The gate makes the moment deterministic: the handler has read its delay and waits at the
     gate; reset releases it and the delay, from an older generation, abandons the call."""
-    server = grpc_server_factory()
+    server = grpc_test_server_factory()
     gate = server.hold(method)
     server.delay(method, 30)
     stub = server.probe()
@@ -232,9 +239,9 @@ def test_reset_during_a_delay_ends_the_call_cancelled_without_running_the_servic
 
 
 def test_stream_interval_abandons_the_stream_when_the_deadline_passes(
-    grpc_server_factory: ServerFactory,
+    grpc_test_server_factory: ServerFactory,
 ) -> None:
-    server = grpc_server_factory()
+    server = grpc_test_server_factory()
     server.stream_interval(STREAM, 30)
     stream = server.probe().ServerStream(ProbeRequest(responses=3), timeout=REACHES_SERVER)
     error = _error(lambda: list(stream))
@@ -247,8 +254,8 @@ def test_stream_interval_abandons_the_stream_when_the_deadline_passes(
 # --- faults on streams ---------------------------------------------------------------------------
 
 
-def test_a_stream_fault_fails_before_the_first_message(grpc_server_factory: ServerFactory) -> None:
-    server = grpc_server_factory()
+def test_a_stream_fault_fails_before_the_first_message(grpc_test_server_factory: ServerFactory) -> None:
+    server = grpc_test_server_factory()
     server.fail(STREAM, grpc.StatusCode.DATA_LOSS, "lost")
     received: list[int] = []
     error = _error(
@@ -261,8 +268,10 @@ def test_a_stream_fault_fails_before_the_first_message(grpc_server_factory: Serv
     assert (call.outcome, call.code) == ("aborted", grpc.StatusCode.DATA_LOSS)
 
 
-def test_a_stream_shorter_than_after_messages_fails_at_its_end(grpc_server_factory: ServerFactory) -> None:
-    server = grpc_server_factory()
+def test_a_stream_shorter_than_after_messages_fails_at_its_end(
+    grpc_test_server_factory: ServerFactory,
+) -> None:
+    server = grpc_test_server_factory()
     server.fail(STREAM, grpc.StatusCode.ABORTED, after_messages=5)
     received: list[int] = []
     error = _error(
@@ -312,12 +321,12 @@ def _add_flood(servicer: _Flood, server: Any) -> None:
 
 
 def test_a_stream_the_client_cancels_is_abandoned_and_its_generator_closed(
-    grpc_server_factory: ServerFactory,
+    grpc_test_server_factory: ServerFactory,
 ) -> None:
     """The client reads one message and cancels; flow control keeps the server's next send from
     completing, so the handler can only end by grpc dropping the stream."""
     servicer = _Flood()
-    server = grpc_server_factory((_add_flood, servicer))
+    server = grpc_test_server_factory((_add_flood, servicer))
     stream = server.channel().unary_stream("/tests.Flood/Flood")(b"", timeout=30)
     assert len(next(stream)) == 1_000_000
     stream.cancel()
@@ -327,23 +336,23 @@ def test_a_stream_the_client_cancels_is_abandoned_and_its_generator_closed(
     assert servicer.closed.wait(10), "the servicer's generator was left open"
 
 
-def test_a_servicer_may_return_a_list_for_a_response_stream(grpc_server_factory: ServerFactory) -> None:
-    server = grpc_server_factory((_add_flood, _Flood()))
+def test_a_servicer_may_return_a_list_for_a_response_stream(grpc_test_server_factory: ServerFactory) -> None:
+    server = grpc_test_server_factory((_add_flood, _Flood()))
     assert list(server.channel().unary_stream("/tests.Flood/Listed")(b"", timeout=5)) == [b"a", b"b", b"c"]
     [call] = server.calls
     assert (call.outcome, call.code) == ("ok", grpc.StatusCode.OK)
 
 
-def test_a_status_set_on_the_context_is_recorded_as_aborted(grpc_server_factory: ServerFactory) -> None:
-    server = grpc_server_factory((_add_flood, _Flood()))
+def test_a_status_set_on_the_context_is_recorded_as_aborted(grpc_test_server_factory: ServerFactory) -> None:
+    server = grpc_test_server_factory((_add_flood, _Flood()))
     error = _error(lambda: server.channel().unary_unary("/tests.Flood/Quiet")(b"", timeout=5))
     assert (error.code(), error.details()) == (grpc.StatusCode.NOT_FOUND, "no such thing")
     [call] = server.calls
     assert (call.outcome, call.code, call.details) == ("aborted", grpc.StatusCode.NOT_FOUND, "no such thing")
 
 
-def test_an_exception_is_recorded_as_raised_with_its_text(grpc_server_factory: ServerFactory) -> None:
-    server = grpc_server_factory((_add_flood, _Flood()))
+def test_an_exception_is_recorded_as_raised_with_its_text(grpc_test_server_factory: ServerFactory) -> None:
+    server = grpc_test_server_factory((_add_flood, _Flood()))
     error = _error(lambda: server.channel().unary_unary("/tests.Flood/Broken")(b"", timeout=5))
     assert error.code() is grpc.StatusCode.UNKNOWN
     [call] = server.calls
@@ -366,9 +375,9 @@ def _add_any(servicer: _AnyMethod, server: Any) -> None:
 
 
 def test_an_opaque_generic_handler_accepts_any_service_method_name(
-    grpc_server_factory: ServerFactory,
+    grpc_test_server_factory: ServerFactory,
 ) -> None:
-    server = grpc_server_factory((_add_any, _AnyMethod()))
+    server = grpc_test_server_factory((_add_any, _AnyMethod()))
     assert server.methods == ()
     server.fail("tests.Any/Refused", grpc.StatusCode.PERMISSION_DENIED)
     server.delay("/tests.Any/Slow", 0)
@@ -391,11 +400,13 @@ def _add_registered(servicer: EchoServicer, server: Any) -> None:
     server.add_registered_method_handlers("tests.Echo", handlers)
 
 
-def test_registered_method_handlers_are_hosted_and_controllable(grpc_server_factory: ServerFactory) -> None:
+def test_registered_method_handlers_are_hosted_and_controllable(
+    grpc_test_server_factory: ServerFactory,
+) -> None:
     if GRPC_VERSION < (1, 63):
         pytest.skip(f"grpcio {grpc.__version__} has no registered method handlers (added in 1.63)")
     servicer = EchoServicer()
-    server = grpc_server_factory((_add_registered, servicer))
+    server = grpc_test_server_factory((_add_registered, servicer))
     assert server.methods == (SAY,)
     server.fail(SAY, grpc.StatusCode.UNAVAILABLE, times=1)
     assert _error(lambda: say(server.channel(), b"a")).code() is grpc.StatusCode.UNAVAILABLE

@@ -17,11 +17,11 @@ FIXTURE_MODULES = ("plugin.py", "fixtures.py", "aio_fixtures.py", "fake.py")
 #: The order fixtures are listed in; any other fixture follows, in module order.
 FIXTURE_ORDER = (
     "grpc_timeouts",
-    "grpc_servicers",
-    "grpc_server",
-    "grpc_server_factory",
-    "grpc_aio_server",
-    "grpc_aio_server_factory",
+    "grpc_test_servicers",
+    "grpc_test_server",
+    "grpc_test_server_factory",
+    "grpc_aio_test_server",
+    "grpc_aio_test_server_factory",
     "grpc_calls",
     "grpc_fake_servicers",
     "grpc_fake_server",

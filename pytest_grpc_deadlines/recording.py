@@ -1,0 +1,301 @@
+"""Installing the call recording on grpc's own classes, transparently.
+
+Code under test gets exactly what it gets without the plugin: grpc's own channel, multicallable
+and call objects, with their signatures, errors (raised when and where grpc raises them),
+keyword arguments and class-level patching. The recording observes each call at its innermost
+point: a sync multicallable's ``__call__``, ``with_call`` and ``future`` (below every interceptor
+that ``grpc.intercept_channel`` added), and an aio call's constructor (after the channel's
+interceptors, those a library appends to the channel later included). So the timeout recorded
+is the one grpc sends, whoever set it.
+
+The hooks are ``wrapt`` function wrappers on grpc's classes, not on the module functions that
+OpenTelemetry, ddtrace and Sentry wrap: their instrument and uninstrument work in any order
+around ours. A wrapper goes beneath any ``wrapt`` wrappers already on the attribute (another
+library unwrapping its own removes only its own), and :func:`uninstall` removes a wrapper only
+where it is still in place as installed; one that something else has captured stays, inert.
+The only objects the recording inspects are grpc's own, through these hooks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import wrapt
+
+from . import hooks
+from .client import CALL_ID_HEADER, RECORDER, ClientCall
+from .hooks import PENDING, ChannelInfo, Pending
+from .sites import call_site
+
+__all__ = ["install", "installed", "raw_insecure_channel", "uninstall"]
+
+_KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+#: grpc._channel's multicallables and the methods that start a call
+_SYNC_CALLABLES = {
+    "_UnaryUnaryMultiCallable": ("__call__", "with_call", "future"),
+    "_UnaryStreamMultiCallable": ("__call__",),
+    "_SingleThreadedUnaryStreamMultiCallable": ("__call__",),
+    "_StreamUnaryMultiCallable": ("__call__", "with_call", "future"),
+    "_StreamStreamMultiCallable": ("__call__",),
+}
+_AIO_CALLABLES = (
+    "UnaryUnaryMultiCallable",
+    "UnaryStreamMultiCallable",
+    "StreamUnaryMultiCallable",
+    "StreamStreamMultiCallable",
+)
+_AIO_CALLS = ("UnaryUnaryCall", "UnaryStreamCall", "StreamUnaryCall", "StreamStreamCall")
+#: wrapt wrappers nest no deeper than this in practice; a longer chain is not walked.
+_MAX_CHAIN = 64
+
+
+@dataclass
+class _Patch:
+    owner: Any
+    name: str
+    wrapper: Any = None
+    active: bool = True
+
+
+def _chain(owner: Any, name: str) -> list[Any]:
+    """The attribute and the ``wrapt`` wrappers beneath it, outermost first."""
+    node = vars(owner)[name]
+    chain = [node]
+    while isinstance(node, wrapt.FunctionWrapper) and len(chain) < _MAX_CHAIN:
+        node = node.__wrapped__
+        chain.append(node)
+    return chain
+
+
+def _insert(owner: Any, name: str, make: Callable[[_Patch], Callable[..., Any]]) -> _Patch | None:
+    """Wrap ``owner.name`` beneath any ``wrapt`` wrappers already on it (None: grpc has none)."""
+    if name not in vars(owner):
+        return None
+    patch = _Patch(owner, name)
+    chain = _chain(owner, name)
+    patch.wrapper = wrapt.FunctionWrapper(chain[-1], make(patch))
+    if len(chain) == 1:
+        setattr(owner, name, patch.wrapper)
+    else:
+        chain[-2].__wrapped__ = patch.wrapper
+    return patch
+
+
+def _remove(patch: _Patch) -> None:
+    patch.active = False
+    chain = _chain(patch.owner, patch.name) if patch.name in vars(patch.owner) else []
+    for index, node in enumerate(chain):
+        if node is patch.wrapper:
+            inner = patch.wrapper.__wrapped__
+            if index == 0:
+                setattr(patch.owner, patch.name, inner)
+            else:
+                chain[index - 1].__wrapped__ = inner
+            return
+    # Something else holds our wrapper (a plain function that captured it): it stays, inert.
+
+
+# --- channels: which target each multicallable dials ------------------------------------------
+
+_channels: weakref.WeakKeyDictionary[Any, ChannelInfo] = weakref.WeakKeyDictionary()
+_callables: weakref.WeakKeyDictionary[Any, ChannelInfo] = weakref.WeakKeyDictionary()
+_unrecorded = threading.local()
+
+
+def _channel_init(options_at: int) -> Callable[[_Patch], Callable[..., Any]]:
+    def make(patch: _Patch) -> Callable[..., Any]:
+        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            wrapped(*args, **kwargs)
+            if patch.active and instance is not None and not getattr(_unrecorded, "on", False):
+                target = args[0] if args else kwargs.get("target", "")
+                options = args[options_at] if len(args) > options_at else kwargs.get("options")
+                _channels[instance] = ChannelInfo.of(target, options)
+
+        return wrapper
+
+    return make
+
+
+def _channel_method(patch: _Patch) -> Callable[..., Any]:
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        multicallable = wrapped(*args, **kwargs)
+        info = _channels.get(instance) if patch.active and instance is not None else None
+        if info is not None:
+            with contextlib.suppress(TypeError):  # not weakly referenceable: left unrecorded
+                _callables[multicallable] = info
+        return multicallable
+
+    return wrapper
+
+
+# --- sync calls ---------------------------------------------------------------------------------
+
+_TIMEOUT_AT, _METADATA_AT = 1, 2  # positions among (request, timeout, metadata, ...)
+
+
+def _sync_start(info: ChannelInfo, instance: Any, args: Any, kwargs: Any) -> tuple[ClientCall, Any, Any]:
+    timeout = args[_TIMEOUT_AT] if len(args) > _TIMEOUT_AT else kwargs.get("timeout")
+    record = hooks.new_record(
+        info, getattr(instance, "_method", b""), call_site(2), hooks.seconds(timeout), False
+    )
+    if record.call_id is not None:
+        if len(args) > _METADATA_AT:
+            metadata = hooks.with_header(args[_METADATA_AT], record.call_id)
+            args = (*args[:_METADATA_AT], metadata, *args[_METADATA_AT + 1 :])
+        else:
+            kwargs = {**kwargs, "metadata": hooks.with_header(kwargs.get("metadata"), record.call_id)}
+    RECORDER.add(record)
+    return record, args, kwargs
+
+
+def _sync_call(name: str, streaming: bool) -> Callable[[_Patch], Callable[..., Any]]:
+    """``name``: ``__call__``, ``with_call`` or ``future``; ``streaming``: the call object is a
+    response stream."""
+
+    def make(patch: _Patch) -> Callable[..., Any]:
+        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            __tracebackhide__ = True  # a failing call's traceback shows the caller
+            info = _callables.get(instance) if patch.active and instance is not None else None
+            if info is None:
+                return wrapped(*args, **kwargs)
+            record, args, kwargs = _sync_start(info, instance, args, kwargs)
+            try:
+                result = wrapped(*args, **kwargs)
+            except BaseException as error:
+                hooks.finish_from_error(record, error)
+                raise
+            if name == "future" or streaming:
+                hooks.watch_sync(record, result)
+            elif name == "with_call":
+                call = result[1]
+                record.finish(call.code(), call.details())
+            else:
+                import grpc
+
+                record.finish(grpc.StatusCode.OK, None)
+            return result
+
+        return wrapper
+
+    return make
+
+
+# --- aio calls ----------------------------------------------------------------------------------
+
+
+def _aio_callable(patch: _Patch) -> Callable[..., Any]:
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        info = _callables.get(instance) if patch.active and instance is not None else None
+        if info is None and PENDING.get() is None:
+            return wrapped(*args, **kwargs)
+        # (None: a channel that records nothing, called from within a recorded call's interceptor)
+        pending = None if info is None else Pending(info, call_site(1), kwargs.get("timeout"))
+        token = PENDING.set(pending)
+        try:
+            return wrapped(*args, **kwargs)
+        finally:
+            PENDING.reset(token)
+
+    return wrapper
+
+
+_DEADLINE_AT, _AIO_METADATA_AT, _METHOD_AT = 1, 2, 6  # grpc.aio._call.*Call.__init__'s arguments
+
+
+def _aio_call(patch: _Patch) -> Callable[..., Any]:
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        pending = PENDING.get() if patch.active else None
+        if pending is None or len(args) <= _METHOD_AT:
+            return wrapped(*args, **kwargs)
+        timeout, moved = hooks.aio_timeout(pending, args[_DEADLINE_AT])
+        record = hooks.new_record(pending.info, args[_METHOD_AT], pending.site, timeout, True)
+        if moved and record.timeout_source == "call":
+            record.timeout_source = "interceptor"
+        if record.call_id is not None:
+            metadata = args[_AIO_METADATA_AT]
+            pairs = (*tuple(metadata or ()), (CALL_ID_HEADER, record.call_id))
+            metadata = type(metadata)(*pairs) if hasattr(metadata, "add") else pairs
+            args = (*args[:_AIO_METADATA_AT], metadata, *args[_AIO_METADATA_AT + 1 :])
+        RECORDER.add(record)
+        try:
+            wrapped(*args, **kwargs)
+        except BaseException as error:
+            hooks.finish_from_error(record, error)
+            raise
+        hooks.watch(record, instance, hooks.aio_finish_from(record))
+        return None  # a constructor's
+
+    return wrapper
+
+
+# --- installing ---------------------------------------------------------------------------------
+
+_patches: list[_Patch] = []
+_depth = 0
+_lock = threading.Lock()
+
+
+def install() -> None:
+    """Record the calls of channels created from now on (nested installs are counted)."""
+    global _depth
+    with _lock:
+        _depth += 1
+        if _depth > 1:
+            return
+        from grpc import _channel
+        from grpc.aio import _call as aio_call
+        from grpc.aio import _channel as aio_channel
+
+        planned: list[tuple[Any, str, Callable[[_Patch], Callable[..., Any]]]] = [
+            (_channel.Channel, "__init__", _channel_init(1)),
+            (aio_channel.Channel, "__init__", _channel_init(1)),
+        ]
+        for kind in _KINDS:
+            planned.append((_channel.Channel, kind, _channel_method))
+            planned.append((aio_channel.Channel, kind, _channel_method))
+        for cls_name, methods in _SYNC_CALLABLES.items():
+            owner = getattr(_channel, cls_name, None)
+            for method in methods if owner is not None else ():
+                streaming = cls_name.endswith("StreamMultiCallable")  # a response stream
+                planned.append((owner, method, _sync_call(method, streaming)))
+        for cls_name in _AIO_CALLABLES:
+            planned.append((getattr(aio_channel, cls_name), "__call__", _aio_callable))
+        for cls_name in _AIO_CALLS:
+            planned.append((getattr(aio_call, cls_name), "__init__", _aio_call))
+        for owner, name, make in planned:
+            patch = _insert(owner, name, make)
+            if patch is not None:
+                _patches.append(patch)
+
+
+def uninstall() -> None:
+    """Undo :func:`install` once every install has been undone."""
+    global _depth
+    with _lock:
+        if _depth == 0:
+            return
+        _depth -= 1
+        if _depth:
+            return
+        while _patches:
+            _remove(_patches.pop())
+
+
+def installed() -> bool:
+    return _depth > 0
+
+
+def raw_insecure_channel(target: str, options: Any = None) -> Any:
+    """A sync channel whose calls are not recorded (for measuring what recording costs)."""
+    import grpc
+
+    _unrecorded.on = True
+    try:
+        return grpc.insecure_channel(target, options=options)
+    finally:
+        _unrecorded.on = False

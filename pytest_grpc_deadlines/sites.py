@@ -1,0 +1,158 @@
+"""Where a call came from: the user's line, and the library frame that made the call.
+
+A call made through a generated client, an interceptor library or any installed package is
+reported at the first frame outside grpc, this package, the standard library and installed
+third-party packages: the user's own code. The frame in the library that called into grpc is kept
+beside it, so a report can say both. ``configure_skips`` names more module or path prefixes to
+treat as library code (ini ``grpc_call_site_skip``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.util
+import os
+import site
+import sys
+import sysconfig
+from collections.abc import Callable, Iterable
+from typing import Any, Literal, NamedTuple
+
+__all__ = ["CallSite", "call_site", "configure_skips", "relative"]
+
+Kind = Literal["grpc", "ours", "stdlib", "library", "user"]
+
+
+def _dir(path: str) -> str:
+    return os.path.join(os.path.realpath(path), "")
+
+
+def _grpc_dir() -> str:
+    spec = importlib.util.find_spec("grpc")
+    origin = spec.origin if spec is not None and spec.origin else ""
+    return _dir(os.path.dirname(origin)) if origin else "\0"
+
+
+_OURS = _dir(os.path.dirname(os.path.abspath(__file__)))
+_GRPC = _grpc_dir()
+#: grpc's interceptor machinery: a frame it calls is an interceptor, not the call's origin.
+_INTERCEPTOR_FILES = frozenset(
+    os.path.realpath(os.path.join(_GRPC, *parts))
+    for parts in (("_interceptor.py",), ("aio", "_interceptor.py"))
+)
+
+
+def _third_party_dirs() -> tuple[str, ...]:
+    dirs: set[str] = set()
+    getters: tuple[Callable[[], Iterable[str]], ...] = (
+        site.getsitepackages,
+        lambda: [site.getusersitepackages()],
+    )
+    for getter in getters:
+        with contextlib.suppress(Exception):  # an old virtualenv's site module lacks these
+            dirs.update(getter())
+    for key in ("purelib", "platlib"):
+        dirs.add(sysconfig.get_paths()[key])
+    return tuple(sorted({_dir(d) for d in dirs if d}))
+
+
+def _stdlib_dirs() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    return tuple(sorted({_dir(paths[key]) for key in ("stdlib", "platstdlib")}))
+
+
+_THIRD_PARTY = _third_party_dirs()
+_STDLIB = _stdlib_dirs()
+_extra: tuple[str, ...] = ()
+
+
+def configure_skips(prefixes: Iterable[str]) -> None:
+    """Treat frames under these path prefixes or module-name prefixes as library code."""
+    global _extra
+    _extra = tuple(p.strip() for p in prefixes if p.strip())
+    _kind.cache_clear()
+
+
+@functools.lru_cache(maxsize=4096)
+def _kind(filename: str, module: str) -> Kind:
+    if filename.startswith("<"):  # <frozen importlib._bootstrap>, <string>: not a user's line
+        return "stdlib"
+    path = os.path.realpath(filename)
+    if path.startswith(_GRPC):
+        return "grpc"
+    if path.startswith(_OURS):
+        return "ours"
+    if path.startswith(_THIRD_PARTY):
+        return "library"
+    if path.startswith(_STDLIB):
+        return "stdlib"
+    for prefix in _extra:
+        if module == prefix or module.startswith(prefix + ".") or _under(path, prefix):
+            return "library"
+    return "user"
+
+
+def _under(path: str, prefix: str) -> bool:
+    if "/" not in prefix and not prefix.endswith(".py"):
+        return False
+    return path.startswith(os.path.realpath(prefix))
+
+
+class CallSite(NamedTuple):
+    """``site``: the user's ``file:line`` (or the best frame there is); ``library``: the frame in
+    installed code that called into grpc, when it is not the user's own; ``internal``: no frame
+    outside grpc, this package and the standard library (the plugin's own calls)."""
+
+    site: str
+    library: str | None
+    internal: bool
+
+
+_INTERNAL = CallSite("<pytest-grpc-deadlines>", None, True)
+
+
+def call_site(depth: int = 1) -> CallSite:
+    """The call site of the grpc call being made by the frames above ``depth``."""
+    frame: Any = sys._getframe(depth + 1)
+    library: str | None = None
+    fallback: str | None = None
+    while frame is not None:
+        code = frame.f_code
+        kind = _kind(code.co_filename, frame.f_globals.get("__name__") or "")
+        if kind in ("user", "library"):
+            back = frame.f_back
+            interceptor = back is not None and os.path.realpath(back.f_code.co_filename) in _INTERCEPTOR_FILES
+            if not interceptor:
+                here = f"{relative(code.co_filename)}:{frame.f_lineno}"
+                if kind == "user":
+                    return CallSite(here, library, False)
+                if library is None:
+                    library = here
+        elif kind == "stdlib" and fallback is None and not code.co_filename.startswith("<"):
+            fallback = f"{relative(code.co_filename)}:{frame.f_lineno}"
+        frame = frame.f_back
+    if library is not None:
+        return CallSite(library, library, False)
+    if fallback is not None:
+        return CallSite(fallback, None, False)
+    return _INTERNAL
+
+
+def relative(path: str) -> str:
+    """``path`` relative to the working directory when inside it, else as it is."""
+    try:
+        cwd = os.getcwd()
+    except OSError:  # the working directory was removed
+        return path
+    return _relative_to(path, cwd)
+
+
+@functools.lru_cache(maxsize=1024)
+def _relative_to(path: str, cwd: str) -> str:
+    # Memoised: os.path.relpath takes ~7 us, a large share of what recording a call costs.
+    try:
+        relative = os.path.relpath(path, cwd)
+    except ValueError:
+        return path
+    return path if relative.startswith("..") else relative
