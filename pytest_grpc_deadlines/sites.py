@@ -99,6 +99,11 @@ def _under(path: str, prefix: str) -> bool:
     return path.startswith(os.path.realpath(prefix))
 
 
+@functools.lru_cache(maxsize=4096)
+def _is_interceptor_machinery(filename: str) -> bool:
+    return os.path.realpath(filename) in _INTERCEPTOR_FILES
+
+
 class CallSite(NamedTuple):
     """``site``: the user's ``file:line`` (or the best frame there is); ``library``: the frame in
     installed code that called into grpc, when it is not the user's own; ``internal``: no frame
@@ -122,8 +127,7 @@ def call_site(depth: int = 1) -> CallSite:
         kind = _kind(code.co_filename, frame.f_globals.get("__name__") or "")
         if kind in ("user", "library"):
             back = frame.f_back
-            interceptor = back is not None and os.path.realpath(back.f_code.co_filename) in _INTERCEPTOR_FILES
-            if not interceptor:
+            if back is None or not _is_interceptor_machinery(back.f_code.co_filename):
                 here = f"{relative(code.co_filename)}:{frame.f_lineno}"
                 if kind == "user":
                     return CallSite(here, library, False)

@@ -85,11 +85,12 @@ def test_server_stream_sends_the_requested_responses(stub: ProbeStub) -> None:
 
 
 def test_server_stream_interval_cut_by_deadline_gives_three_messages(stub: ProbeStub) -> None:
-    """10 responses every 100 ms with a 0.35 s deadline: messages at 0.1, 0.2, 0.3 s, then
-    DEADLINE_EXCEEDED. # margin: 50 ms on each side of the deadline, beyond grpc's lateness."""
+    """10 responses every 200 ms with a 0.7 s deadline: messages at 0.2, 0.4, 0.6 s, then
+    DEADLINE_EXCEEDED. # margin: 100 ms on each side of the deadline, over twice grpc's
+    lateness with the CPUs oversubscribed (41 ms); 50 ms was not enough under a loaded tox run."""
     received = []
     with pytest.raises(grpc.RpcError) as info:
-        for response in stub.ServerStream(ProbeRequest(responses=10, interval_seconds=0.1), timeout=0.35):
+        for response in stub.ServerStream(ProbeRequest(responses=10, interval_seconds=0.2), timeout=0.7):
             received.append(response.index)
     assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
     assert received == [0, 1, 2]

@@ -152,11 +152,12 @@ def test_jitter_is_seeded_and_bounded() -> None:
 
 
 def test_stream_interval_spaces_messages_and_the_deadline_cuts_them(server: GrpcTestServer) -> None:
-    """# margin: messages at 0.1, 0.2, 0.3 s against a 0.35 s deadline (50 ms each side)."""
-    server.stream_interval(STREAM, 0.1)
+    """# margin: messages at 0.2, 0.4, 0.6 s against a 0.7 s deadline (100 ms each side, over
+    twice grpc's lateness with the CPUs oversubscribed; 50 ms failed under a loaded tox run)."""
+    server.stream_interval(STREAM, 0.2)
     received = []
     with pytest.raises(grpc.RpcError) as info:
-        for response in server.probe().ServerStream(ProbeRequest(responses=10), timeout=0.35):
+        for response in server.probe().ServerStream(ProbeRequest(responses=10), timeout=0.7):
             received.append(response.index)
     assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
     assert received == [0, 1, 2]

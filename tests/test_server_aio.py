@@ -100,12 +100,13 @@ async def test_gate_holds_until_released(grpc_aio_test_server: AioGrpcTestServer
 
 
 async def test_stream_interval_and_deadline(grpc_aio_test_server: AioGrpcTestServer) -> None:
-    """# margin: messages at 0.1, 0.2, 0.3 s against a 0.35 s deadline (50 ms each side)."""
-    grpc_aio_test_server.stream_interval(STREAM, 0.1)
+    """# margin: messages at 0.2, 0.4, 0.6 s against a 0.7 s deadline (100 ms each side, over
+    twice grpc's lateness with the CPUs oversubscribed; 50 ms failed under a loaded tox run)."""
+    grpc_aio_test_server.stream_interval(STREAM, 0.2)
     received = []
     with pytest.raises(grpc.RpcError) as info:
         async for response in grpc_aio_test_server.probe().ServerStream(
-            ProbeRequest(responses=10), timeout=0.35
+            ProbeRequest(responses=10), timeout=0.7
         ):
             received.append(response.index)
     assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
