@@ -196,6 +196,8 @@ SCENARIOS: dict[str, Scenario] = {
     "grpc_require_deadlines = maybe": usage(ini="grpc_require_deadlines = maybe"),
     "grpc_max_deadline = soon": usage(ini="grpc_max_deadline = soon"),
     "grpc_max_deadline = 0": usage(ini="grpc_max_deadline = 0"),
+    "grpc_record_calls = maybe": usage(ini="grpc_record_calls = maybe"),
+    "grpc_record_calls = false": usage(ini="grpc_record_calls = false\ngrpc_require_deadlines = true"),
     # environment values, as explain reports them
     "DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS=abc": explained(
         "explain", exit_code=2, DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS="abc"

@@ -547,3 +547,24 @@ def test_recording_can_be_turned_off_in_ini(pytester: pytest.Pytester) -> None:
         """
     )
     pytester.runpytest_subprocess(*QUIET).assert_outcomes(passed=1)
+
+
+def test_the_audit_marker_without_recording_fails_the_test_saying_why(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\ngrpc_record_calls = false\n")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.grpc_require_deadlines
+        def test_audited():
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess(*QUIET)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*grpc_require_deadlines on test_audited needs call recording, which ini "
+            "grpc_record_calls = false turns off"
+        ]
+    )
