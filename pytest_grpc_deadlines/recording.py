@@ -103,7 +103,8 @@ def _remove(patch: _Patch) -> None:
 # --- channels: which target each multicallable dials ------------------------------------------
 
 _channels: weakref.WeakKeyDictionary[Any, ChannelInfo] = weakref.WeakKeyDictionary()
-_callables: weakref.WeakKeyDictionary[Any, ChannelInfo] = weakref.WeakKeyDictionary()
+#: each recorded multicallable: its channel, and the method it calls
+_callables: weakref.WeakKeyDictionary[Any, tuple[ChannelInfo, Any]] = weakref.WeakKeyDictionary()
 _unrecorded = threading.local()
 
 
@@ -126,8 +127,9 @@ def _channel_method(patch: _Patch) -> Callable[..., Any]:
         multicallable = wrapped(*args, **kwargs)
         info = _channels.get(instance) if patch.active and instance is not None else None
         if info is not None:
+            method = args[0] if args else kwargs.get("method", "")
             with contextlib.suppress(TypeError):  # not weakly referenceable: left unrecorded
-                _callables[multicallable] = info
+                _callables[multicallable] = (info, method)
         return multicallable
 
     return wrapper
@@ -138,11 +140,10 @@ def _channel_method(patch: _Patch) -> Callable[..., Any]:
 _TIMEOUT_AT, _METADATA_AT = 1, 2  # positions among (request, timeout, metadata, ...)
 
 
-def _sync_start(info: ChannelInfo, instance: Any, args: Any, kwargs: Any) -> tuple[ClientCall, Any, Any]:
+def _sync_start(callable_: tuple[ChannelInfo, Any], args: Any, kwargs: Any) -> tuple[ClientCall, Any, Any]:
+    info, method = callable_
     timeout = args[_TIMEOUT_AT] if len(args) > _TIMEOUT_AT else kwargs.get("timeout")
-    record = hooks.new_record(
-        info, getattr(instance, "_method", b""), call_site(2), hooks.seconds(timeout), False
-    )
+    record = hooks.new_record(info, method, call_site(2), hooks.seconds(timeout), False)
     if record.call_id is not None:
         if len(args) > _METADATA_AT:
             metadata = hooks.with_header(args[_METADATA_AT], record.call_id)
@@ -160,10 +161,10 @@ def _sync_call(name: str, streaming: bool) -> Callable[[_Patch], Callable[..., A
     def make(patch: _Patch) -> Callable[..., Any]:
         def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             __tracebackhide__ = True  # a failing call's traceback shows the caller
-            info = _callables.get(instance) if patch.active and instance is not None else None
-            if info is None:
+            callable_ = _callables.get(instance) if patch.active and instance is not None else None
+            if callable_ is None:
                 return wrapped(*args, **kwargs)
-            record, args, kwargs = _sync_start(info, instance, args, kwargs)
+            record, args, kwargs = _sync_start(callable_, args, kwargs)
             try:
                 result = wrapped(*args, **kwargs)
             except BaseException as error:
@@ -190,11 +191,11 @@ def _sync_call(name: str, streaming: bool) -> Callable[[_Patch], Callable[..., A
 
 def _aio_callable(patch: _Patch) -> Callable[..., Any]:
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        info = _callables.get(instance) if patch.active and instance is not None else None
-        if info is None and PENDING.get() is None:
+        callable_ = _callables.get(instance) if patch.active and instance is not None else None
+        if callable_ is None and PENDING.get() is None:
             return wrapped(*args, **kwargs)
         # (None: a channel that records nothing, called from within a recorded call's interceptor)
-        pending = None if info is None else Pending(info, call_site(1), kwargs.get("timeout"))
+        pending = None if callable_ is None else Pending(callable_[0], call_site(1), kwargs.get("timeout"))
         token = PENDING.set(pending)
         try:
             return wrapped(*args, **kwargs)
