@@ -19,6 +19,16 @@ __all__ = ["grpc_calls", "grpc_test_server", "grpc_test_server_factory", "grpc_t
 def grpc_calls(request: pytest.FixtureRequest) -> CallLog:
     """The client calls this test made (through any channel created after the plugin loaded),
     in call order, with ``pairs()`` and ``assert_no_violations()``."""
+    from . import recording
+
+    if recording.missing():
+        import grpc
+
+        pytest.fail(
+            f"grpc_calls: call recording does not fit grpcio {grpc.__version__}, which lacks "
+            f"{', '.join(recording.missing())}; no calls can be recorded",
+            pytrace=False,
+        )
     return CallLog(request.node.nodeid)
 
 

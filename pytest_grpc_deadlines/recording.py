@@ -32,7 +32,7 @@ from .client import CALL_ID_HEADER, RECORDER, ClientCall
 from .hooks import PENDING, ChannelInfo, Pending
 from .sites import call_site
 
-__all__ = ["install", "installed", "raw_insecure_channel", "uninstall"]
+__all__ = ["install", "installed", "missing", "raw_insecure_channel", "uninstall"]
 
 _KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
 #: grpc._channel's multicallables and the methods that start a call
@@ -252,26 +252,39 @@ def install() -> None:
         from grpc.aio import _call as aio_call
         from grpc.aio import _channel as aio_channel
 
-        planned: list[tuple[Any, str, Callable[[_Patch], Callable[..., Any]]]] = [
-            (_channel.Channel, "__init__", _channel_init(1)),
-            (aio_channel.Channel, "__init__", _channel_init(1)),
+        planned: list[tuple[Any, str, str, Callable[[_Patch], Callable[..., Any]]]] = [
+            (_channel, "Channel", "__init__", _channel_init(1)),
+            (aio_channel, "Channel", "__init__", _channel_init(1)),
         ]
         for kind in _KINDS:
-            planned.append((_channel.Channel, kind, _channel_method))
-            planned.append((aio_channel.Channel, kind, _channel_method))
+            planned.append((_channel, "Channel", kind, _channel_method))
+            planned.append((aio_channel, "Channel", kind, _channel_method))
         for cls_name, methods in _SYNC_CALLABLES.items():
-            owner = getattr(_channel, cls_name, None)
-            for method in methods if owner is not None else ():
+            for method in methods:
                 streaming = cls_name.endswith("StreamMultiCallable")  # a response stream
-                planned.append((owner, method, _sync_call(method, streaming)))
+                planned.append((_channel, cls_name, method, _sync_call(method, streaming)))
         for cls_name in _AIO_CALLABLES:
-            planned.append((getattr(aio_channel, cls_name), "__call__", _aio_callable))
+            planned.append((aio_channel, cls_name, "__call__", _aio_callable))
         for cls_name in _AIO_CALLS:
-            planned.append((getattr(aio_call, cls_name), "__init__", _aio_call))
-        for owner, name, make in planned:
-            patch = _insert(owner, name, make)
+            planned.append((aio_call, cls_name, "__init__", _aio_call))
+        _missing.clear()
+        for module, cls_name, name, make in planned:
+            owner = getattr(module, cls_name, None)
+            patch = _insert(owner, name, make) if isinstance(owner, type) else None
             if patch is not None:
                 _patches.append(patch)
+            elif cls_name not in _OPTIONAL:
+                _missing.append(f"{module.__name__}.{cls_name}.{name}")
+
+
+#: grpc classes that only some grpcio releases have
+_OPTIONAL = frozenset({"_SingleThreadedUnaryStreamMultiCallable"})
+_missing: list[str] = []
+
+
+def missing() -> tuple[str, ...]:
+    """What the recording needs and the installed grpc does not have (empty when all fits)."""
+    return tuple(_missing)
 
 
 def uninstall() -> None:

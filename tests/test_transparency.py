@@ -571,3 +571,24 @@ def test_the_audit_marker_without_recording_fails_the_test_saying_why(pytester: 
             "grpc_record_calls = false turns off"
         ]
     )
+
+
+def test_every_hook_the_recording_needs_is_in_this_grpc() -> None:
+    """The guard for a grpc release that moves the classes the recording wraps."""
+    assert recording.installed()
+    assert recording.missing() == ()
+
+
+def test_grpc_calls_says_so_when_this_grpc_does_not_fit(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recording, "_missing", ["grpc._channel.Channel.unary_unary"])
+    pytester.makepyfile("def test_calls(grpc_calls):\n    pass\n")
+    result = pytester.runpytest(*QUIET)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"*grpc_calls: call recording does not fit grpcio {grpc.__version__}, which lacks "
+            "grpc._channel.Channel.unary_unary; no calls can be recorded"
+        ]
+    )
