@@ -40,6 +40,8 @@ __all__ = ["NEAR_MISS", "SuiteReport"]
 #: A call that used more than this share of its deadline and still succeeded is a near miss.
 NEAR_MISS = 0.8
 _SHOWN = 10
+#: the report's lists of entries, merged from xdist workers by concatenation
+_LISTS = ("no_deadline", "disagreements", "expected_disagreements", "violations", "near_misses", "background")
 
 
 def _where(call: ClientCall) -> dict[str, Any]:
@@ -128,14 +130,7 @@ class SuiteReport:
         """Add a worker's ``to_dict()``."""
         self.calls += int(data.get("calls", 0))
         self.by_code.update({str(k): int(v) for k, v in data.get("by_code", {}).items()})
-        for key in (
-            "no_deadline",
-            "disagreements",
-            "expected_disagreements",
-            "violations",
-            "near_misses",
-            "background",
-        ):
+        for key in _LISTS:
             getattr(self, key).extend(data.get(key, []))
         self.used = self.used or bool(data.get("used", False))
 
