@@ -6,7 +6,8 @@ loop. It prints one table: medians and p95 in milliseconds, the ratio of the med
 PASS/MISS against the target. These are benchmarks, not test assertions: the exit status is 0
 whatever the figures.
 
-Variants, per kind of call (blocking unary, ``.future()`` unary, a server stream of 10 messages):
+Variants, per kind of call (blocking unary, ``.future()`` unary, a server stream of 10 messages;
+then ``grpc.aio`` unary and server stream against an ``AioGrpcTestServer``, ``on`` and ``off``):
 
 - ``on``: ``recording.install()`` then ``grpc.insecure_channel(target)``: grpc's own channel,
   whose calls are recorded and carry the pairing header (so the server also pairs the call);
@@ -19,6 +20,7 @@ Variants, per kind of call (blocking unary, ``.future()`` unary, a server stream
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import itertools
 import math
@@ -33,8 +35,9 @@ import grpc
 from _report import print_table, versions
 
 from pytest_grpc_deadlines import recording
+from pytest_grpc_deadlines.aio_server import AioGrpcTestServer
 from pytest_grpc_deadlines.client import CALL_ID_HEADER, RECORDER
-from pytest_grpc_deadlines.probe import ProbeRequest, ProbeStub
+from pytest_grpc_deadlines.probe import ProbeAioStub, ProbeRequest, ProbeStub
 from pytest_grpc_deadlines.server import GrpcTestServer
 
 TIMEOUT = 5.0
@@ -171,6 +174,49 @@ def bench(server: GrpcTestServer, kind: str, variants: dict[str, Call], n: int) 
     ]
 
 
+async def _bench_aio(n: int) -> list[Row]:
+    """``grpc.aio`` calls to an ``AioGrpcTestServer`` on this loop: recorded vs raw grpc."""
+    server = await AioGrpcTestServer().start()
+    on = grpc.aio.insecure_channel(server.target)
+    with _raw("off"):
+        off = grpc.aio.insecure_channel(server.target)
+    stubs = {"on": ProbeAioStub(on), "off": ProbeAioStub(off)}
+    unary, stream = ProbeRequest(), ProbeRequest(responses=10)
+
+    async def call_unary(stub: ProbeAioStub) -> None:
+        await stub.Unary(unary, timeout=TIMEOUT)
+
+    async def call_stream(stub: ProbeAioStub) -> None:
+        count = len([m async for m in stub.ServerStream(stream, timeout=TIMEOUT)])
+        if count != 10:
+            raise RuntimeError(f"the stream gave {count} messages, not 10")
+
+    rows: list[Row] = []
+    try:
+        for kind, call in (("aio unary", call_unary), ("aio server stream x10", call_stream)):
+            samples: dict[str, Samples] = {"on": [], "off": []}
+            for v in samples:
+                with _raw(v):
+                    for _ in range(WARM_UP):
+                        await call(stubs[v])
+            for block, start in enumerate(range(0, n, BLOCK)):
+                if start % CHUNK == 0:
+                    server.reset()  # drop records, untimed
+                    RECORDER.start_test(None)
+                for v in ("on", "off") if block % 2 == 0 else ("off", "on"):
+                    with _raw(v), _no_gc():
+                        for _ in range(min(BLOCK, n - start)):
+                            t0 = time.perf_counter_ns()
+                            await call(stubs[v])
+                            samples[v].append(time.perf_counter_ns() - t0)
+            rows.append(Row(f"{kind}: recorded vs unrecorded", samples["on"], samples["off"], TARGET))
+    finally:
+        await on.close()
+        await off.close()
+        await server.close()
+    return rows
+
+
 def _print_table(rows: list[Row]) -> None:
     print_table(
         ["row", "n", "on med", "on p95", "off med", "off p95", "ratio", "target", "result"],
@@ -207,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError("the recorded channel did not record, or the raw one did")
         for kind, variants in _calls(stubs).items():
             rows += bench(server, kind, variants, n)
+        rows += asyncio.run(_bench_aio(n))
     finally:
         for channel in channels.values():
             channel.close()

@@ -220,6 +220,7 @@ def _aio_call(patch: _Patch) -> Callable[..., Any]:
         if record.call_id is not None:
             metadata = args[_AIO_METADATA_AT]
             pairs = (*tuple(metadata or ()), (CALL_ID_HEADER, record.call_id))
+            # a copy: the Metadata may be the caller's own object, reused across calls
             metadata = type(metadata)(*pairs) if hasattr(metadata, "add") else pairs
             args = (*args[:_AIO_METADATA_AT], metadata, *args[_AIO_METADATA_AT + 1 :])
         RECORDER.add(record)

@@ -592,3 +592,15 @@ def test_grpc_calls_says_so_when_this_grpc_does_not_fit(
             "grpc._channel.Channel.unary_unary; no calls can be recorded"
         ]
     )
+
+
+@pytest.mark.asyncio
+async def test_the_callers_own_aio_metadata_object_is_left_as_it_was(
+    grpc_aio_test_server: AioGrpcTestServer, grpc_calls: CallLog
+) -> None:
+    metadata = grpc.aio.Metadata(("x-user", "1"))
+    stub = grpc_aio_test_server.probe()
+    for _ in range(2):
+        await stub.Unary(ProbeRequest(), timeout=5, metadata=metadata)
+    assert list(metadata) == [("x-user", "1")]  # the pairing header went on a copy
+    assert len(grpc_calls) == 2
