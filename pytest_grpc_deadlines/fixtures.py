@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -49,7 +50,11 @@ def _grpc_test_server_pool(
     try:
         yield pool
     finally:
-        pool.close()
+        # Not while the interpreter shuts down (a teardown pytest-rerunfailures dropped, run by
+        # the garbage collector): grpc's threads are gone and stopping would hang; the pool's
+        # exit hook closed it already.
+        if not sys.is_finalizing():
+            pool.close()
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +25,7 @@ class ServerPool:
         self._servicers = tuple(servicers)
         self._cascade = cascade
         self._servers: dict[tuple[tuple[str, Any], ...], GrpcTestServer] = {}
+        _open.add(self)
 
     def get(self) -> GrpcTestServer:
         candidate = GrpcTestServer(*self._servicers, cascade=self._cascade)
@@ -35,9 +38,22 @@ class ServerPool:
         return server
 
     def close(self) -> None:
+        _open.discard(self)
         servers, self._servers = list(self._servers.values()), {}
         for server in servers:
             server.close()
+
+
+#: Pools not closed yet. pytest-rerunfailures drops the setup state on a rerun, and with it the
+#: module fixture's teardown: such a pool is closed at exit, while grpc's threads still run
+#: (stopping a grpc server from a generator collected during interpreter shutdown hangs).
+_open: weakref.WeakSet[ServerPool] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_left_open() -> None:
+    for pool in list(_open):
+        pool.close()
 
 
 class ServerFactory:
