@@ -37,7 +37,6 @@ import grpc
 from _report import print_table, versions
 
 from pytest_grpc_deadlines.cascade import DAGSTER
-from pytest_grpc_deadlines.pool import ServerPool
 from pytest_grpc_deadlines.probe import (
     PROBE_SERVICE_NAME,
     ProbeRequest,
@@ -45,8 +44,9 @@ from pytest_grpc_deadlines.probe import (
     ProbeStub,
     add_ProbeServicer_to_server,
 )
-from pytest_grpc_deadlines.server import GrpcTestServer
-from pytest_grpc_deadlines.server_base import Transport
+from pytest_grpc_deadlines.servers._options import Transport
+from pytest_grpc_deadlines.servers._pool import ServerPool
+from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 MAX_WORKERS = 32  # GrpcTestServer's default, used for the raw servers too

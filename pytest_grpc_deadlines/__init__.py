@@ -10,6 +10,17 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from ._errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    CheckError,
+    GrpcDeadlinesError,
+    GrpcDeadlinesWarning,
+    MissingExtraError,
+    OverrideError,
+    ServerStateError,
+    WaitTimeoutError,
+)
 from .cascade import (
     DAGSTER,
     Binding,
@@ -22,20 +33,20 @@ from .cascade import (
     Setting,
     Text,
     ValueRule,
+    Violation,
     WholeNumber,
+    check,
 )
-from .errors import GrpcDeadlinesWarning
-from .invariants import Violation, check
 
 if TYPE_CHECKING:
-    from .aio_server import AioGate, AioGrpcTestServer
-    from .behaviour import MethodError, jitter
-    from .client import ClientCall
-    from .conformance import assert_cascade_conforms
-    from .fake import FakeRpc, FakeServer
-    from .records import ServerCall
-    from .server import Gate, GrpcTestServer
-    from .verdicts import CallLog, Pair
+    from .calls._recorder import ClientCall
+    from .calls._verdicts import CallLog, Pair
+    from .servers._aio import AioGate, AioGrpcTestServer
+    from .servers._behaviour import MethodError, jitter
+    from .servers._fake import FakeRpc, FakeServer
+    from .servers._records import ServerCall
+    from .servers._sync import Gate, GrpcTestServer
+    from .strategies import assert_cascade_conforms
 
 __version__ = "0.1.0"
 
@@ -43,27 +54,35 @@ __all__ = [
     "DAGSTER",
     "AioGate",
     "AioGrpcTestServer",
+    "ArgumentError",
+    "ArgumentTypeError",
     "Binding",
     "CallLog",
     "Cascade",
     "CascadeError",
+    "CheckError",
     "ClientCall",
     "FakeRpc",
     "FakeServer",
     "Flag",
     "Gate",
+    "GrpcDeadlinesError",
     "GrpcDeadlinesWarning",
     "GrpcTestServer",
     "Max",
     "MethodError",
+    "MissingExtraError",
+    "OverrideError",
     "Pair",
     "Ref",
     "Resolved",
     "ServerCall",
+    "ServerStateError",
     "Setting",
     "Text",
     "ValueRule",
     "Violation",
+    "WaitTimeoutError",
     "WholeNumber",
     "__version__",
     "assert_cascade_conforms",
@@ -73,19 +92,19 @@ __all__ = [
 
 # Imported on first use, so that loading the plugin stays light.
 _LAZY = {
-    "AioGate": "aio_server",
-    "AioGrpcTestServer": "aio_server",
-    "CallLog": "verdicts",
-    "ClientCall": "client",
-    "FakeRpc": "fake",
-    "FakeServer": "fake",
-    "Pair": "verdicts",
-    "Gate": "server",
-    "GrpcTestServer": "server",
-    "MethodError": "behaviour",
-    "ServerCall": "records",
-    "assert_cascade_conforms": "conformance",
-    "jitter": "behaviour",
+    "AioGate": "servers._aio",
+    "AioGrpcTestServer": "servers._aio",
+    "CallLog": "calls._verdicts",
+    "ClientCall": "calls._recorder",
+    "FakeRpc": "servers._fake",
+    "FakeServer": "servers._fake",
+    "Pair": "calls._verdicts",
+    "Gate": "servers._sync",
+    "GrpcTestServer": "servers._sync",
+    "MethodError": "servers._behaviour",
+    "ServerCall": "servers._records",
+    "assert_cascade_conforms": "strategies",
+    "jitter": "servers._behaviour",
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .explain import main
+from .cascade._explain import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -18,6 +18,8 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 
+from ._errors import ArgumentError
+
 __all__ = [
     "PROBE_SERVICE",
     "PROBE_SERVICE_NAME",
@@ -234,11 +236,19 @@ class ProbeServicer:
                 await self._aio_finish(request, context)
 
 
-def _status(number: int) -> grpc.StatusCode:
+def status_code(number: int) -> grpc.StatusCode | None:
+    """The ``grpc.StatusCode`` whose number is ``number``, else None."""
     for code in grpc.StatusCode:
         if code.value[0] == number:
             return code
-    raise ValueError(f"status_code={number} is not a grpc status code (0 to 16)")
+    return None
+
+
+def _status(number: int) -> grpc.StatusCode:
+    code = status_code(number)
+    if code is None:
+        raise ArgumentError(f"status_code={number} is not a grpc status code (0 to 16)")
+    return code
 
 
 def _is_aio(server: Any) -> bool:

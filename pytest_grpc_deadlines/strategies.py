@@ -11,25 +11,36 @@ timeout, with the verdict the pair of records should get.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from .cascade import DAGSTER, Cascade, Setting, WholeNumber
-from .conformance import assert_cascade_conforms
+from ._checks import check_flag
+from ._errors import ArgumentError, CheckError
+from .cascade._cascade import DAGSTER, Cascade, Setting, WholeNumber
+from .cascade._conformance import mismatches
 
 if TYPE_CHECKING:  # verdicts imports grpc; strategies stays light to import
-    from .verdicts import Verdict
+    from .calls._verdicts import Verdict
 
 __all__ = [
     "DeadlineScenario",
+    "StrategyArgumentError",
     "assert_cascade_conforms",
     "deadline_scenarios",
     "environs",
     "setting_texts",
 ]
+
+
+class StrategyArgumentError(ArgumentError, InvalidArgument):
+    """An argument a strategy or :func:`assert_cascade_conforms` does not accept; Hypothesis
+    treats it as its own ``InvalidArgument``."""
+
 
 _DIGIT_SETS = ("0123456789", "٠١٢٣٤٥٦٧٨٩", "۰۱۲۳۴۵۶۷۸۹", "０１２３４５６７８９")
 _INVALID_WHOLE = (" ", "1.5", "1e3", "abc", "0x10", "5s", "- 5", "1__0", "∞")
@@ -64,9 +75,9 @@ def setting_texts(setting: Setting, *, include_invalid: bool = False) -> st.Sear
 
     def build() -> st.SearchStrategy[str]:
         if not isinstance(setting, Setting):
-            raise InvalidArgument(f"setting={setting!r} must be a pytest_grpc_deadlines.Setting")
+            raise StrategyArgumentError(f"setting={setting!r} must be a pytest_grpc_deadlines.Setting")
         if not isinstance(include_invalid, bool):
-            raise InvalidArgument(f"include_invalid={include_invalid!r} must be a bool")
+            raise StrategyArgumentError(f"include_invalid={include_invalid!r} must be a bool")
         return _setting_texts(setting, include_invalid)
 
     return st.deferred(build)
@@ -99,9 +110,9 @@ def environs(
 
     def build() -> st.SearchStrategy[dict[str, str]]:
         if not isinstance(cascade, Cascade):
-            raise InvalidArgument(f"cascade={cascade!r} must be a pytest_grpc_deadlines.Cascade")
+            raise StrategyArgumentError(f"cascade={cascade!r} must be a pytest_grpc_deadlines.Cascade")
         if not isinstance(include_invalid, bool):
-            raise InvalidArgument(f"include_invalid={include_invalid!r} must be a bool")
+            raise StrategyArgumentError(f"include_invalid={include_invalid!r} must be a bool")
         return st.fixed_dictionaries(
             {},
             optional={s.env_var: _setting_texts(s, include_invalid) for s in cascade},
@@ -138,15 +149,14 @@ class DeadlineScenario:
         for name in ("delay", "timeout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name}={value!r} must be a finite number of seconds")
+                raise ArgumentError(f"{name}={value!r} must be a finite number of seconds")
         if self.delay < 0:
-            raise ValueError(f"delay={self.delay!r} must not be negative")
+            raise ArgumentError(f"delay={self.delay!r} must not be negative")
         if self.timeout <= 0:
-            raise ValueError(f"timeout={self.timeout!r} must be positive")
+            raise ArgumentError(f"timeout={self.timeout!r} must be positive")
         if self.when not in ("before", "after"):
-            raise ValueError(f"when={self.when!r} is not accepted; use 'before' or 'after'")
-        if not isinstance(self.honor_cancellation, bool):
-            raise ValueError(f"honor_cancellation={self.honor_cancellation!r} must be True or False")
+            raise ArgumentError(f"when={self.when!r} is not accepted; use 'before' or 'after'")
+        check_flag(self.honor_cancellation, "honor_cancellation")
 
     @property
     def band(self) -> float:
@@ -190,9 +200,9 @@ class DeadlineScenario:
 
 def _milliseconds(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidArgument(f"{name}={value!r} must be a finite number of seconds")
+        raise StrategyArgumentError(f"{name}={value!r} must be a finite number of seconds")
     if value < 0:
-        raise InvalidArgument(f"{name}={value!r} must not be negative")
+        raise StrategyArgumentError(f"{name}={value!r} must not be negative")
     return round(value * 1000, 6)  # 0.1 * 1000 is 100.00000000000001: not a reason to skip 100
 
 
@@ -211,11 +221,13 @@ def deadline_scenarios(
         high = math.floor(_milliseconds("max_timeout", max_timeout))
         delay = math.floor(_milliseconds("max_delay", max_delay))
         if low < 1:
-            raise InvalidArgument(f"min_timeout={min_timeout!r} must be at least 0.001 (1 ms)")
+            raise StrategyArgumentError(f"min_timeout={min_timeout!r} must be at least 0.001 (1 ms)")
         if min_timeout > max_timeout:
-            raise InvalidArgument(f"min_timeout={min_timeout!r} must not exceed max_timeout={max_timeout!r}")
+            raise StrategyArgumentError(
+                f"min_timeout={min_timeout!r} must not exceed max_timeout={max_timeout!r}"
+            )
         if low > high:
-            raise InvalidArgument(
+            raise StrategyArgumentError(
                 f"no whole millisecond lies between min_timeout={min_timeout!r} "
                 f"and max_timeout={max_timeout!r}"
             )
@@ -228,3 +240,52 @@ def deadline_scenarios(
         )
 
     return st.deferred(build)
+
+
+def assert_cascade_conforms(
+    cascade: Cascade,
+    resolvers: Mapping[str, Callable[[], object]],
+    *,
+    max_examples: int = 200,
+    include_invalid: bool = True,
+) -> None:
+    """Check that ``resolvers`` (setting name -> zero-argument function reading ``os.environ``)
+    give the same values, and fail in the same places, as ``cascade`` for generated environments.
+
+    Each environment is set in ``os.environ`` for the call and restored after it. On a mismatch
+    Hypothesis shrinks to the smallest environment and an ``AssertionError`` names it.
+    """
+    if not isinstance(cascade, Cascade):
+        raise StrategyArgumentError(f"cascade={cascade!r} must be a pytest_grpc_deadlines.Cascade")
+    if not isinstance(resolvers, Mapping) or not resolvers:
+        raise StrategyArgumentError(
+            f"resolvers={resolvers!r} must be a non-empty mapping of setting name to a zero-argument function"
+        )
+    unknown = [name for name in resolvers if name not in cascade.names]
+    if unknown:
+        raise StrategyArgumentError(
+            f"resolvers name unknown settings {unknown}; the {cascade.name} cascade has: "
+            f"{', '.join(cascade.names)}"
+        )
+    not_callable = [name for name, fn in resolvers.items() if not callable(fn)]
+    if not_callable:
+        raise StrategyArgumentError(f"resolvers for {not_callable} are not callable")
+    if not isinstance(max_examples, int) or isinstance(max_examples, bool) or max_examples < 1:
+        raise StrategyArgumentError(f"max_examples={max_examples!r} must be a positive int")
+
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(environs(cascade, include_invalid=include_invalid))
+    def conforms(environ: dict[str, str]) -> None:
+        found = mismatches(cascade, resolvers, environ)
+        if found:
+            raise CheckError(
+                f"the {cascade.name} cascade and the resolvers disagree for environment "
+                f"{environ!r}:\n  " + "\n  ".join(found)
+            )
+
+    conforms()

@@ -120,7 +120,7 @@ class RecordingHandler(logging.Handler):
 def logs_exceptions(maybe_log_exception: Callable[[logging.Logger, str], None]) -> bool:
     """Whether ``maybe_log_exception`` logs, given a logger of its own that records."""
     handler = RecordingHandler()
-    logger = logging.Logger("pytest_grpc_deadlines.recording")  # not registered: no parents
+    logger = logging.Logger("pytest_grpc_deadlines.calls._recording")  # not registered: no parents
     logger.addHandler(handler)
     maybe_log_exception(logger, "Ping")
     return bool(handler.records)

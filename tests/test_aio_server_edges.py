@@ -13,9 +13,9 @@ import grpc.aio
 import pytest
 from timing import REACHES_SERVER
 
-from pytest_grpc_deadlines.aio_server import AioGrpcTestServer
 from pytest_grpc_deadlines.cascade import Cascade, Setting
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeRequest
+from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 STREAM = f"{PROBE_SERVICE_NAME}/ServerStream"

@@ -7,8 +7,8 @@ import textwrap
 import grpc
 import pytest
 
-from pytest_grpc_deadlines.audit import AuditPolicy, finding, report, representable
-from pytest_grpc_deadlines.client import ClientCall
+from pytest_grpc_deadlines.calls._audit import AuditPolicy, finding, report, representable
+from pytest_grpc_deadlines.calls._recorder import ClientCall
 
 pytest_plugins = ["pytester"]
 

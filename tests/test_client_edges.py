@@ -13,13 +13,13 @@ import pytest
 import wrapt
 from grpc import _channel as grpc_channel_module
 
-from pytest_grpc_deadlines import recording
-from pytest_grpc_deadlines.aio_server import AioGrpcTestServer
-from pytest_grpc_deadlines.client import ClientCall, Recorder
-from pytest_grpc_deadlines.hooks import MOVED as READ_BACK
+from pytest_grpc_deadlines.calls import _recording as recording
+from pytest_grpc_deadlines.calls._hooks import MOVED as READ_BACK
+from pytest_grpc_deadlines.calls._recorder import ClientCall, Recorder
+from pytest_grpc_deadlines.calls._verdicts import CallLog
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeAioStub, ProbeRequest, ProbeStub
-from pytest_grpc_deadlines.server import GrpcTestServer
-from pytest_grpc_deadlines.verdicts import CallLog
+from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
+from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 SERVER_STREAM = f"{PROBE_SERVICE_NAME}/ServerStream"

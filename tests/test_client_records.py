@@ -20,11 +20,10 @@ import grpc.aio
 import pytest
 from timing import ENTRY_BOUND, REACHES_SERVER
 
-from pytest_grpc_deadlines import recording
-from pytest_grpc_deadlines.aio_server import AioGrpcTestServer
-from pytest_grpc_deadlines.client import CALL_ID_HEADER, ClientCall
-from pytest_grpc_deadlines.hooks import MOVED as READ_BACK
-from pytest_grpc_deadlines.pool import ServerFactory
+from pytest_grpc_deadlines.calls import _recording as recording
+from pytest_grpc_deadlines.calls._hooks import MOVED as READ_BACK
+from pytest_grpc_deadlines.calls._recorder import CALL_ID_HEADER, ClientCall
+from pytest_grpc_deadlines.calls._verdicts import CallLog
 from pytest_grpc_deadlines.probe import (
     PROBE_SERVICE_NAME,
     ProbeAioStub,
@@ -33,8 +32,9 @@ from pytest_grpc_deadlines.probe import (
     ProbeStub,
     add_ProbeServicer_to_server,
 )
-from pytest_grpc_deadlines.server import GrpcTestServer
-from pytest_grpc_deadlines.verdicts import CallLog
+from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
+from pytest_grpc_deadlines.servers._pool import ServerFactory
+from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 
 pytest_plugins = ["pytester"]
 
@@ -463,7 +463,7 @@ def test_calls_belong_to_the_test_running_when_they_start(pytester: pytest.Pytes
         import grpc
         import pytest
         from pytest_grpc_deadlines.probe import ProbeRequest, ProbeStub
-        from pytest_grpc_deadlines.server import GrpcTestServer
+        from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 
         SERVER = GrpcTestServer().start()
         CHANNEL = grpc.insecure_channel(SERVER.target)  # at import

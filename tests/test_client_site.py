@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_grpc_deadlines.sites import relative as _relative
+from pytest_grpc_deadlines.calls._sites import relative as _relative
 
 
 def test_a_file_inside_the_working_directory_is_relative(

@@ -18,7 +18,7 @@ from dagster_resolvers import RESOLVERS, code_server_logs_exceptions, get_auto_r
 from hypothesis import find, given, settings
 
 from pytest_grpc_deadlines import DAGSTER, CascadeError, Resolved, assert_cascade_conforms, check
-from pytest_grpc_deadlines.overrides import OverrideError, parse_assignments, parse_marker
+from pytest_grpc_deadlines.cascade._overrides import OverrideError, parse_assignments, parse_marker
 from pytest_grpc_deadlines.strategies import environs
 
 RESTART = "DAGSTER_CODE_SERVER_AUTO_RESTART_INTERVAL"

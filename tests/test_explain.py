@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_grpc_deadlines import explain
+from pytest_grpc_deadlines.cascade import _explain as explain
 
 SENSOR = "DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS"
 GRACE = "DAGSTER_GRPC_SHUTDOWN_GRACE_PERIOD"

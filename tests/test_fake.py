@@ -13,8 +13,6 @@ from typing import Any
 import grpc
 import pytest
 
-from pytest_grpc_deadlines.behaviour import MethodError
-from pytest_grpc_deadlines.fake import INSTALL_HINT, FakeRpc, FakeServer, Metadatum
 from pytest_grpc_deadlines.probe import (
     PROBE_SERVICE,
     PROBE_SERVICE_NAME,
@@ -23,6 +21,8 @@ from pytest_grpc_deadlines.probe import (
     ProbeServicer,
     add_ProbeServicer_to_server,
 )
+from pytest_grpc_deadlines.servers._behaviour import MethodError
+from pytest_grpc_deadlines.servers._fake import INSTALL_HINT, FakeRpc, FakeServer, Metadatum
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 SERVER_STREAM = f"{PROBE_SERVICE_NAME}/ServerStream"

@@ -106,7 +106,7 @@ def test_timeout_of_a_billion_seconds_is_fine() -> None:
 
 
 def test_representable_depends_on_when_the_call_starts() -> None:
-    from pytest_grpc_deadlines.invariants import representable
+    from pytest_grpc_deadlines.cascade._invariants import representable
 
     assert representable(7e9, now=0.0)
     assert not representable(7e9, now=2.3e9)

@@ -211,8 +211,8 @@ def _warm_up_grpc() -> None:
     import asyncio
 
     from pytest_grpc_deadlines import GrpcTestServer
-    from pytest_grpc_deadlines.aio_server import AioGrpcTestServer
     from pytest_grpc_deadlines.probe import ProbeRequest
+    from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
 
     with GrpcTestServer() as server:
         server.probe().Unary(ProbeRequest(), timeout=10)
@@ -244,9 +244,9 @@ def test_five_hundred_tests_leave_no_thread_socket_fd_temp_dir_or_variable(
     import grpc
     import grpc.aio
 
-    from pytest_grpc_deadlines.aio_server import AioGrpcTestServer
-    from pytest_grpc_deadlines.client import RECORDER
-    from pytest_grpc_deadlines.server import GrpcTestServer
+    from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
+    from pytest_grpc_deadlines.servers._observers import bound_targets
+    from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 
     kinds: tuple[type, ...] = (GrpcTestServer, grpc.Channel, grpc.Server)
     grpc_version = tuple(int(part) for part in grpc.__version__.split(".")[:2])
@@ -257,7 +257,7 @@ def test_five_hundred_tests_leave_no_thread_socket_fd_temp_dir_or_variable(
         # grpc's doing, which no teardown can undo short of waiting for every handler.
         kinds += (AioGrpcTestServer, grpc.aio.Channel, grpc.aio.Server)
     channel_functions = (grpc.insecure_channel, grpc.secure_channel, grpc.aio.insecure_channel)
-    targets_before = set(RECORDER.server_targets)
+    targets_before = bound_targets()
     threads_before = _threads()
     sockets_before = _socket_fds()
     env_before = _dagster_env()
@@ -290,7 +290,7 @@ def test_five_hundred_tests_leave_no_thread_socket_fd_temp_dir_or_variable(
     # The plugin's wrappers around grpc's channel functions are gone with the inner session,
     # and so are the addresses of its servers (used to tell its own calls from others).
     assert (grpc.insecure_channel, grpc.secure_channel, grpc.aio.insecure_channel) == channel_functions
-    assert RECORDER.server_targets == targets_before
+    assert bound_targets() == targets_before
     # No server or channel, the plugin's or grpc's, is kept alive by anything.
     assert [repr(o) for o in gc.get_objects() if isinstance(o, kinds) and id(o) not in live_before] == []
     # Server handler threads end once their released calls return, and ThreadPoolExecutor

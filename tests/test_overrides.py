@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_grpc_deadlines import DAGSTER, Cascade, Setting, WholeNumber
-from pytest_grpc_deadlines.overrides import (
+from pytest_grpc_deadlines.cascade._overrides import (
     Layer,
     OverrideError,
     load_cascade,

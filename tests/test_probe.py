@@ -17,7 +17,7 @@ from pytest_grpc_deadlines.probe import (
     ProbeResponse,
     ProbeStub,
 )
-from pytest_grpc_deadlines.server import GrpcTestServer
+from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 

@@ -10,9 +10,9 @@ import grpc
 import pytest
 from timing import REACHES_SERVER
 
-from pytest_grpc_deadlines.aio_server import AioGrpcTestServer
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeRequest, ProbeStub
-from pytest_grpc_deadlines.server import GrpcTestServer
+from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
+from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 
@@ -40,7 +40,7 @@ def test_a_status_code_grpc_does_not_have_fails_the_call_with_a_clear_server_err
     [call] = grpc_test_server.calls
     assert call.wait(5)
     assert call.outcome == "raised"
-    assert call.details == "ValueError: status_code=99 is not a grpc status code (0 to 16)"
+    assert call.details == "ArgumentError: status_code=99 is not a grpc status code (0 to 16)"
 
 
 def test_bidi_answers_each_request_and_ends_with_the_status_one_asks_for(stub: ProbeStub) -> None:

@@ -12,9 +12,10 @@ from typing import Any
 import grpc
 import pytest
 
-from pytest_grpc_deadlines import hooks, sites
-from pytest_grpc_deadlines.client import ClientCall
-from pytest_grpc_deadlines.hooks import ChannelInfo, Pending
+from pytest_grpc_deadlines.calls import _hooks as hooks
+from pytest_grpc_deadlines.calls import _sites as sites
+from pytest_grpc_deadlines.calls._hooks import ChannelInfo, Pending
+from pytest_grpc_deadlines.calls._recorder import ClientCall
 
 
 def _config(*entries: Any) -> list[tuple[str, Any]]:
@@ -134,7 +135,8 @@ def test_a_frame_of_a_skipped_module_is_the_library_site(
 ) -> None:
     module = tmp_path / "pgd_site_lib.py"
     module.write_text(
-        "from pytest_grpc_deadlines import sites\n\ndef where():\n    return sites.call_site(0)\n"
+        "from pytest_grpc_deadlines.calls import _sites as sites\n\n"
+        "def where():\n    return sites.call_site(0)\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     pgd_site_lib = importlib.import_module("pgd_site_lib")
@@ -154,7 +156,9 @@ def test_a_frame_of_a_skipped_module_is_the_library_site(
 
 def test_a_stack_of_library_frames_only_is_sited_at_the_library() -> None:
     code = compile(
-        "from pytest_grpc_deadlines import sites\nsite = sites.call_site(0)\n", "/lib/x.py", "exec"
+        "from pytest_grpc_deadlines.calls import _sites as sites\nsite = sites.call_site(0)\n",
+        "/lib/x.py",
+        "exec",
     )
     namespace: dict[str, Any] = {}
     sites.configure_skips(["/lib/"])

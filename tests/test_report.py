@@ -11,10 +11,10 @@ from typing import Any
 import grpc
 import pytest
 
-from pytest_grpc_deadlines.client import ClientCall
-from pytest_grpc_deadlines.records import Outcome, ServerCall
-from pytest_grpc_deadlines.report import NEAR_MISS, SuiteReport
-from pytest_grpc_deadlines.verdicts import Pair, verdict
+from pytest_grpc_deadlines.calls._recorder import ClientCall
+from pytest_grpc_deadlines.calls._report import NEAR_MISS, SuiteReport
+from pytest_grpc_deadlines.calls._verdicts import Pair, verdict
+from pytest_grpc_deadlines.servers._records import Outcome, ServerCall
 
 pytest_plugins = ["pytester"]
 

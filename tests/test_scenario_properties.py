@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, find, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from pytest_grpc_deadlines.client import RECORDER
+from pytest_grpc_deadlines.calls._recorder import RECORDER
+from pytest_grpc_deadlines.calls._verdicts import CallLog, verdict
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeRequest, ProbeStub
-from pytest_grpc_deadlines.server import GrpcTestServer
+from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 from pytest_grpc_deadlines.strategies import DeadlineScenario, deadline_scenarios
-from pytest_grpc_deadlines.verdicts import CallLog, verdict
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 

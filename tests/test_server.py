@@ -12,10 +12,10 @@ import pytest
 from echo_service import CHORUS, SAY, EchoServicer, add_EchoServicer_to_server, say
 from timing import ENTRY_BOUND, REACHES_SERVER
 
-from pytest_grpc_deadlines.behaviour import MethodError, jitter
-from pytest_grpc_deadlines.pool import ServerFactory
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeRequest
-from pytest_grpc_deadlines.server import GrpcTestServer
+from pytest_grpc_deadlines.servers._behaviour import MethodError, jitter
+from pytest_grpc_deadlines.servers._pool import ServerFactory
+from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 STREAM = f"{PROBE_SERVICE_NAME}/ServerStream"
@@ -141,7 +141,7 @@ def test_delay_sequence_gives_one_value_per_call_and_the_last_repeats(server: Gr
 
 
 def test_jitter_is_seeded_and_bounded() -> None:
-    from pytest_grpc_deadlines.behaviour import Delay
+    from pytest_grpc_deadlines.servers._behaviour import Delay
 
     first = Delay(jitter(0.1, 0.05, seed=7), "before", True)
     second = Delay(jitter(0.1, 0.05, seed=7), "before", True)

@@ -19,12 +19,12 @@ import wrapt
 from grpc import _channel as grpc_channel
 from grpc.aio import _channel as grpc_aio_channel
 
-from pytest_grpc_deadlines import recording
-from pytest_grpc_deadlines.aio_server import AioGrpcTestServer
-from pytest_grpc_deadlines.hooks import MOVED
+from pytest_grpc_deadlines.calls import _recording as recording
+from pytest_grpc_deadlines.calls._hooks import MOVED
+from pytest_grpc_deadlines.calls._verdicts import CallLog
 from pytest_grpc_deadlines.probe import ProbeAioStub, ProbeRequest, ProbeStub
-from pytest_grpc_deadlines.server import GrpcTestServer
-from pytest_grpc_deadlines.verdicts import CallLog
+from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
+from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 
 pytest_plugins = ["pytester"]
 

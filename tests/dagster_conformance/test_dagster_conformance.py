@@ -36,7 +36,7 @@ class _Recording(logging.Handler):
 def code_server_logs_exceptions() -> bool:
     """Whether Dagster's ``_maybe_log_exception`` logs, given a logger of its own that records."""
     handler = _Recording()
-    logger = logging.Logger("pytest_grpc_deadlines.recording")  # not registered: no parents
+    logger = logging.Logger("pytest_grpc_deadlines.calls._recording")  # not registered: no parents
     logger.addHandler(handler)
     server._maybe_log_exception(logger, "Ping")
     return bool(handler.records)

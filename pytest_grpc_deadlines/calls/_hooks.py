@@ -21,8 +21,8 @@ from typing import Any
 
 import grpc
 
-from .client import CALL_ID_HEADER, RECORDER, ClientCall, TimeoutSource
-from .sites import CallSite
+from ._recorder import CALL_ID_HEADER, RECORDER, ClientCall, TimeoutSource
+from ._sites import CallSite
 
 __all__ = ["PENDING", "ChannelInfo", "Pending", "service_config"]
 

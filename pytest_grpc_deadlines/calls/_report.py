@@ -32,8 +32,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .client import ClientCall
-from .verdicts import Pair
+from ._recorder import ClientCall
+from ._verdicts import Pair
 
 __all__ = ["NEAR_MISS", "SuiteReport"]
 

@@ -3,24 +3,28 @@
 Needs the ``fake-time`` extra (grpcio-testing), imported on first use so that the plugin loads
 without it. ``FakeServer`` hosts ``(service_descriptor, servicer)`` pairs on
 ``grpc_testing.server_from_dictionary`` with ``grpc_testing.strict_fake_time``: a call's deadline
-passes only when the test moves the clock with ``advance(seconds)``. The fixtures
-``grpc_fake_servicers`` and ``grpc_fake_server`` live here too; the plugin registers this module.
+passes only when the test moves the clock with ``advance(seconds)``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, TypeVar
 
 import grpc
-import pytest
 
-from .behaviour import MethodError, method_name
-from .probe import PROBE_SERVICE, ProbeServicer
+from .._checks import check_seconds
+from .._errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    MissingExtraError,
+    ServerStateError,
+    WaitTimeoutError,
+)
+from ._behaviour import MethodError, method_name
 
 __all__ = ["DEFAULT_WAIT", "INSTALL_HINT", "FakeRpc", "FakeServer", "FakeServicerPair", "Metadatum"]
 
@@ -56,29 +60,21 @@ def _grpc_testing(user: str) -> Any:
     try:
         import grpc_testing
     except ImportError as exc:
-        raise ImportError(
+        raise MissingExtraError(
             f"{user} needs grpcio-testing, which could not be imported ({exc}); "
             f"install the fake-time extra: {INSTALL_HINT}"
         ) from exc
     return grpc_testing
 
 
-def _seconds(value: object, what: str, *, negative: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{what}={value!r} must be a finite number of seconds")
-    if value < 0 and not negative:
-        raise ValueError(f"{what}={value!r} must not be negative")
-    return float(value)
-
-
 def _metadata(metadata: Iterable[tuple[str, str | bytes]]) -> tuple[Metadatum, ...]:
     entries = []
     for entry in metadata:
         if not isinstance(entry, tuple) or len(entry) != 2:
-            raise ValueError(f"metadata entries are (key, value) pairs, not {entry!r}")
+            raise ArgumentError(f"metadata entries are (key, value) pairs, not {entry!r}")
         key, value = entry
         if not isinstance(key, str) or not isinstance(value, (str, bytes)):
-            raise ValueError(f"metadata entry {entry!r} needs a str key and a str or bytes value")
+            raise ArgumentError(f"metadata entry {entry!r} needs a str key and a str or bytes value")
         entries.append(Metadatum(key, value))
     return tuple(entries)
 
@@ -87,7 +83,7 @@ def _bounded(call: Callable[[], _T], wait: float | None, what: str) -> _T:
     """``call()``, but raise ``TimeoutError`` after ``wait`` real seconds (None: no bound)."""
     if wait is None:
         return call()
-    wait = _seconds(wait, "wait", negative=False)
+    wait = check_seconds(wait, "wait", negative=False)
     outcome: list[tuple[bool, Any]] = []
 
     def run() -> None:
@@ -102,7 +98,7 @@ def _bounded(call: Callable[[], _T], wait: float | None, what: str) -> _T:
     worker.start()
     worker.join(wait)
     if not outcome:
-        raise TimeoutError(what)
+        raise WaitTimeoutError(what)
     ok, value = outcome[0]
     if ok:
         result: _T = value
@@ -148,7 +144,7 @@ class FakeRpc:
             server_streaming is not None and server_streaming != self.server_streaming
         ):
             shape = _SHAPES[(self.client_streaming, self.server_streaming)][0]
-            raise TypeError(f"{name}() does not apply to {self.method}, a {shape} call")
+            raise ArgumentTypeError(f"{name}() does not apply to {self.method}, a {shape} call")
 
     # --- requests -------------------------------------------------------------------------------
     def send_request(self, request: Any) -> None:
@@ -270,7 +266,7 @@ class _TrackedServicer:
 def _check_pair(pair: object) -> tuple[Any, Any]:
     usage = "servicers are (service_descriptor, servicer) pairs such as (PROBE_SERVICE, ProbeServicer())"
     if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-        raise TypeError(f"{usage}; got {pair!r}")
+        raise ArgumentTypeError(f"{usage}; got {pair!r}")
     descriptor, servicer = pair
     if not hasattr(descriptor, "full_name") or not hasattr(descriptor, "methods"):
         hint = ""
@@ -279,7 +275,7 @@ def _check_pair(pair: object) -> tuple[Any, Any]:
                 " (the fake server takes the service descriptor, e.g. "
                 "foo_pb2.DESCRIPTOR.services_by_name['Foo'], not add_FooServicer_to_server)"
             )
-        raise TypeError(f"{usage}; {descriptor!r} is not a service descriptor{hint}")
+        raise ArgumentTypeError(f"{usage}; {descriptor!r} is not a service descriptor{hint}")
     return descriptor, servicer
 
 
@@ -291,7 +287,7 @@ class FakeServer:
     def __init__(self, *servicers: FakeServicerPair, start: float = 0.0) -> None:
         testing = _grpc_testing("FakeServer")
         if not servicers:
-            raise ValueError(
+            raise ArgumentError(
                 "FakeServer needs at least one (service_descriptor, servicer) pair, "
                 "e.g. FakeServer((PROBE_SERVICE, ProbeServicer()))"
             )
@@ -306,17 +302,17 @@ class FakeServer:
             descriptor, servicer = _check_pair(pair)
             names = [method.name for method in descriptor.methods]
             if any(f"/{descriptor.full_name}/{name}" in self._methods for name in names):
-                raise ValueError(f"service {descriptor.full_name} is given twice")
+                raise ArgumentError(f"service {descriptor.full_name} is given twice")
             missing = [name for name in names if not callable(getattr(servicer, name, None))]
             if missing:
-                raise ValueError(
+                raise ArgumentError(
                     f"{type(servicer).__name__} does not implement {', '.join(missing)} "
                     f"of service {descriptor.full_name}"
                 )
             hosted[descriptor] = _TrackedServicer(servicer, names, self)
             for method in descriptor.methods:
                 self._methods[f"/{descriptor.full_name}/{method.name}"] = method
-        self._time: Any = testing.strict_fake_time(_seconds(start, "start", negative=True))
+        self._time: Any = testing.strict_fake_time(check_seconds(start, "start", negative=True))
         self._server: Any = testing.server_from_dictionary(hosted, self._time)
 
     # --- the clock ------------------------------------------------------------------------------
@@ -335,7 +331,7 @@ class FakeServer:
         expire before this returns (``termination()`` then reports them at once); handlers
         learn of it from their ``add_callback`` callbacks, run right after on their own thread.
         Zero real sleeping."""
-        self._time.sleep_for(_seconds(seconds, "seconds", negative=False))
+        self._time.sleep_for(check_seconds(seconds, "seconds", negative=False))
         return self.now()
 
     # --- calls ----------------------------------------------------------------------------------
@@ -395,12 +391,12 @@ class FakeServer:
         if actual != shape:
             kind, invoke = _SHAPES[actual]
             raise MethodError(f"{method!r} is a {kind} method: start it with FakeServer.{invoke}()")
-        deadline = None if timeout is None else _seconds(timeout, "timeout", negative=True)
+        deadline = None if timeout is None else check_seconds(timeout, "timeout", negative=True)
         invocation = _metadata(metadata)
         rpc = FakeRpc(full.lstrip("/"), shape[0], shape[1], runs=deadline is None or deadline > 0)
         with self._lock:
             if self._closed:
-                raise RuntimeError("this FakeServer is closed")
+                raise ServerStateError("this FakeServer is closed")
             self._binding, self._binding_thread = rpc, threading.get_ident()
             try:
                 if shape == (False, False):
@@ -429,10 +425,10 @@ class FakeServer:
             rpcs = list(self._rpcs)
         for rpc in rpcs:
             rpc._cancel("Cancelled: the FakeServer was closed")
-        end = time.monotonic() + _seconds(wait, "wait", negative=False)
+        end = time.monotonic() + check_seconds(wait, "wait", negative=False)
         stuck = [rpc.method for rpc in rpcs if not rpc.wait_handler(wait=max(0.0, end - time.monotonic()))]
         if stuck:
-            raise RuntimeError(
+            raise ServerStateError(
                 f"FakeServer.close(): {len(stuck)} handler(s) still running {wait} s after their "
                 f"calls were cancelled ({', '.join(stuck)}); a handler that checks neither "
                 "context.is_active() nor context.add_callback keeps its thread"
@@ -443,28 +439,3 @@ class FakeServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-# --- fixtures (registered by the plugin) ---------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def grpc_fake_servicers() -> Sequence[FakeServicerPair]:
-    """The ``(service_descriptor, servicer)`` pairs ``grpc_fake_server`` hosts. Override it
-    (module scope) to host your own; the default is the built-in probe service."""
-    return [(PROBE_SERVICE, ProbeServicer())]
-
-
-@pytest.fixture
-def grpc_fake_server(grpc_fake_servicers: Sequence[FakeServicerPair]) -> Iterator[FakeServer]:
-    """A ``FakeServer`` hosting ``grpc_fake_servicers`` on a fake clock starting at 0.0, closed
-    after the test. Needs the ``fake-time`` extra (grpcio-testing)."""
-    try:
-        _grpc_testing("the grpc_fake_server fixture")
-    except ImportError as exc:
-        raise pytest.fail.Exception(str(exc), pytrace=False) from None
-    server = FakeServer(*grpc_fake_servicers)
-    try:
-        yield server
-    finally:
-        server.close()

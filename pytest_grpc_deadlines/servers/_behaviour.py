@@ -15,13 +15,12 @@ from typing import Literal
 
 import grpc
 
+from .._checks import check_flag, check_seconds
+from .._errors import ArgumentError, MethodError
+
 __all__ = ["Fault", "Jitter", "MethodError", "jitter", "method_name"]
 
 When = Literal["before", "after"]
-
-
-class MethodError(ValueError):
-    """A method name that is malformed or not hosted by the server."""
 
 
 def method_name(method: str, hosted: Iterable[str]) -> str:
@@ -50,18 +49,10 @@ def jitter(mean: float, spread: float, *, seed: int | None = None) -> Jitter:
     """A seeded jittered delay for ``server.delay(method, jitter(0.1, 0.05, seed=1))``."""
     for name, value in (("mean", mean), ("spread", spread)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"jitter {name}={value!r} must be a finite number of seconds")
+            raise ArgumentError(f"jitter {name}={value!r} must be a finite number of seconds")
         if value < 0:
-            raise ValueError(f"jitter {name}={value!r} must not be negative")
+            raise ArgumentError(f"jitter {name}={value!r} must not be negative")
     return Jitter(float(mean), float(spread), seed)
-
-
-def _seconds(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{what}={value!r} must be a finite number of seconds")
-    if value < 0:
-        raise ValueError(f"{what}={value!r} must not be negative")
-    return float(value)
 
 
 class Delay:
@@ -69,9 +60,8 @@ class Delay:
 
     def __init__(self, seconds: float | Sequence[float] | Jitter, when: When, honor_cancellation: bool):
         if when not in ("before", "after"):
-            raise ValueError(f"when={when!r} is not accepted; use 'before' or 'after'")
-        if not isinstance(honor_cancellation, bool):
-            raise ValueError(f"honor_cancellation={honor_cancellation!r} must be True or False")
+            raise ArgumentError(f"when={when!r} is not accepted; use 'before' or 'after'")
+        check_flag(honor_cancellation, "honor_cancellation")
         self.when = when
         self.honor_cancellation = honor_cancellation
         self._lock = threading.Lock()
@@ -82,12 +72,12 @@ class Delay:
             self._jitter = random.Random(seconds.seed)
         elif isinstance(seconds, (list, tuple)):
             if not seconds:
-                raise ValueError("a delay sequence needs at least one value")
+                raise ArgumentError("a delay sequence needs at least one value")
             self._spec = None
-            self._values = [_seconds(v, "delay") for v in seconds]
+            self._values = [check_seconds(v, "delay") for v in seconds]
         else:
             self._spec = None
-            self._values = [_seconds(seconds, "delay")]
+            self._values = [check_seconds(seconds, "delay")]
 
     def next(self) -> float:
         with self._lock:
@@ -124,11 +114,11 @@ class Fault:
 def make_fault(code: object, details: str, times: int | None, after_messages: int) -> Fault:
     if not isinstance(code, grpc.StatusCode) or code is grpc.StatusCode.OK:
         accepted = ", ".join(c.name for c in grpc.StatusCode if c is not grpc.StatusCode.OK)
-        raise ValueError(f"code={code!r} is not accepted; use a grpc.StatusCode other than OK: {accepted}")
+        raise ArgumentError(f"code={code!r} is not accepted; use a grpc.StatusCode other than OK: {accepted}")
     if not isinstance(details, str):
-        raise ValueError(f"details={details!r} must be a str")
+        raise ArgumentError(f"details={details!r} must be a str")
     if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
-        raise ValueError(f"times={times!r} must be None (every call) or a positive int")
+        raise ArgumentError(f"times={times!r} must be None (every call) or a positive int")
     if isinstance(after_messages, bool) or not isinstance(after_messages, int) or after_messages < 0:
-        raise ValueError(f"after_messages={after_messages!r} must be an int >= 0")
+        raise ArgumentError(f"after_messages={after_messages!r} must be an int >= 0")
     return Fault(code, details, times, after_messages)

@@ -12,8 +12,9 @@ from typing import Literal, NamedTuple, overload
 
 import grpc
 
-from .client import RECORDER, ClientCall, Recorder
-from .records import ServerCall
+from .._errors import CheckError
+from ..servers._records import ServerCall
+from ._recorder import RECORDER, ClientCall, Recorder
 
 __all__ = ["CallLog", "Pair", "Verdict", "verdict"]
 
@@ -95,6 +96,6 @@ class CallLog(Sequence[ClientCall]):
         bad = [p for p in self.pairs(timeout) if p.verdict == "violation"]
         if bad:
             lines = [f"  client {p.client!r}\n  server {p.server!r}" for p in bad]
-            raise AssertionError(
+            raise CheckError(
                 "a client call succeeded while the server's handler did not end OK:\n" + "\n".join(lines)
             )

@@ -7,9 +7,10 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from .cascade import Cascade
-from .server import GrpcTestServer
-from .server_base import OptionsArg, ServicerPair, Transport
+from .._errors import ArgumentError
+from ..cascade._cascade import Cascade
+from ._options import OptionsArg, ServicerPair, Transport
+from ._sync import GrpcTestServer
 
 __all__ = ["ServerFactory", "ServerPool"]
 
@@ -75,7 +76,7 @@ class ServerFactory:
         max_workers: int | None = None,
     ) -> GrpcTestServer:
         if aio:
-            raise ValueError(
+            raise ArgumentError(
                 "grpc_test_server_factory(aio=True): an asyncio server must run on the test's own "
                 "event loop; in an async test use the grpc_aio_test_server_factory fixture "
                 "(server = await grpc_aio_test_server_factory(...)) or grpc_aio_test_server"

@@ -1,21 +1,17 @@
-"""pytest hooks and fixtures; the logic lives in the modules beside this one."""
+"""The plugin's options and ini keys, and what ``pytest_configure`` settles from them."""
 
 from __future__ import annotations
 
 import importlib.util
-import os
-from collections.abc import Generator
-from dataclasses import dataclass
 
 import pytest
-from _pytest.nodes import Node
 
-from .audit import parse_ini_policy
-from .calls_plugin import CallsPlugin
-from .cascade import DAGSTER, Cascade, Resolved
-from .environment import AppliedSettings, plan
-from .overrides import Layer, OverrideError, load_cascade, parse_assignments, parse_marker
-from .sites import configure_skips
+from ..calls._audit import parse_ini_policy
+from ..calls._sites import configure_skips
+from ..cascade._cascade import DAGSTER, Cascade
+from ..cascade._overrides import OverrideError, load_cascade, parse_assignments
+from ._calls import CallsPlugin
+from ._state import STATE, State
 
 HELP_TIMEOUT = (
     "set a timeout cascade setting for every test, NAME=VALUE (e.g. sensor=30); repeatable. "
@@ -54,15 +50,6 @@ HELP_CASCADE = (
 )
 
 
-@dataclass(frozen=True)
-class _State:
-    cascade: Cascade
-    base_layers: tuple[Layer, ...]
-
-
-_STATE = pytest.StashKey[_State]()
-_APPLIED = pytest.StashKey[AppliedSettings]()
-_RESOLVED = pytest.StashKey[Resolved]()
 _CALLS = pytest.StashKey[CallsPlugin]()
 
 
@@ -157,17 +144,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_CALLS] = calls
     config.pluginmanager.register(calls, "grpc_deadlines.calls")
     layers = tuple(layer for layer in (ini, cli) if layer.values)
-    config.stash[_STATE] = _State(cascade, layers)
-    from . import fixtures
+    config.stash[STATE] = State(cascade, layers)
+    from . import _fake, _servers  # _fake imports grpc_testing only when a fake server is made
 
-    config.pluginmanager.register(fixtures, "grpc_deadlines.fixtures")
-    from . import fake  # imports grpc_testing only when a fake server is made
-
-    config.pluginmanager.register(fake, "grpc_deadlines.fake")
+    config.pluginmanager.register(_servers, "grpc_deadlines.fixtures")
+    config.pluginmanager.register(_fake, "grpc_deadlines.fake")
     if importlib.util.find_spec("pytest_asyncio") is not None:  # asyncio fixtures need it
-        from . import aio_fixtures
+        from . import _aio_servers
 
-        config.pluginmanager.register(aio_fixtures, "grpc_deadlines.aio_fixtures")
+        config.pluginmanager.register(_aio_servers, "grpc_deadlines.aio_fixtures")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -175,65 +160,3 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if calls is not None:
         calls.close()
         del config.stash[_CALLS]
-
-
-def configured_cascade(config: pytest.Config) -> Cascade:
-    """The cascade this run uses (ini ``grpc_deadlines_cascade``, else Dagster's)."""
-    return config.stash[_STATE].cascade
-
-
-def _marker_origin(node: Node, item: pytest.Item) -> str:
-    if node is item:
-        return f"marker on {item.name}"
-    if isinstance(node, pytest.Class):
-        return f"marker on class {node.name}"
-    if isinstance(node, pytest.Module):
-        return f"marker on module {node.name}"
-    return f"marker on {node.nodeid}"
-
-
-def _layers(item: pytest.Item, state: _State) -> list[Layer]:
-    layers = list(state.base_layers)
-    marks = list(item.iter_markers_with_node("grpc_timeouts"))
-    for node, mark in reversed(marks):
-        try:
-            layers.append(parse_marker(state.cascade, mark.args, mark.kwargs, _marker_origin(node, item)))
-        except OverrideError as exc:
-            # ``from None``: shown once, without "During handling of the above exception".
-            raise pytest.fail.Exception(str(exc), pytrace=False) from None
-    return layers
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    state = item.config.stash[_STATE]
-    layers = _layers(item, state)
-    if not layers:
-        return
-    applied = AppliedSettings(plan(state.cascade, layers, os.environ))
-    item.stash[_APPLIED] = applied
-    item.stash[_RESOLVED] = applied.apply()
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
-    try:
-        return (yield)
-    finally:
-        applied = item.stash.get(_APPLIED, None)
-        if applied is not None:
-            applied.restore()
-            del item.stash[_APPLIED]
-
-
-@pytest.fixture
-def grpc_timeouts(request: pytest.FixtureRequest) -> Resolved:
-    """The test's timeout cascade, resolved: values by attribute or key, ``.source(name)``.
-
-    For a test that a marker, ``--grpc-timeout`` or ini ``grpc_timeouts`` touches, these are the
-    values it runs with (sources name the marker or option); otherwise the current environment.
-    """
-    resolved: Resolved | None = request.node.stash.get(_RESOLVED, None)
-    if resolved is not None:
-        return resolved
-    return request.config.stash[_STATE].cascade.resolve(os.environ)

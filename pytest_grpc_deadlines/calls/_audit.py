@@ -11,9 +11,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from .client import ClientCall
-from .invariants import representable
-from .overrides import OverrideError, shown
+from ..cascade._invariants import representable
+from ..cascade._overrides import OverrideError, shown
+from ._recorder import ClientCall
 
 __all__ = ["AuditPolicy", "finding", "parse_ini_policy", "parse_marker_policy", "report", "representable"]
 

@@ -1,4 +1,5 @@
-"""Hooks for client call records, the deadline audit and the suite report."""
+"""Hooks for client call records, the deadline audit and the suite report, and the
+``grpc_calls`` fixture."""
 
 from __future__ import annotations
 
@@ -8,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from . import recording
-from .audit import AuditPolicy, finding, parse_marker_policy, report
-from .client import RECORDER
-from .errors import GrpcDeadlinesWarning
-from .overrides import OverrideError
-from .report import SuiteReport
-from .verdicts import CallLog
+from .._errors import GrpcDeadlinesWarning
+from ..calls import _recording as recording
+from ..calls._audit import AuditPolicy, finding, parse_marker_policy, report
+from ..calls._recorder import RECORDER
+from ..calls._report import SuiteReport
+from ..calls._verdicts import CallLog
+from ..cascade._overrides import OverrideError
 
-__all__ = ["FIXTURES", "MARKERS", "CallsPlugin"]
+__all__ = ["FIXTURES", "MARKERS", "CallsPlugin", "grpc_calls"]
 
 _AUDITED = pytest.StashKey[int]()
 _POLICY = pytest.StashKey[AuditPolicy]()
@@ -153,3 +154,18 @@ class CallsPlugin:
         terminalreporter.section("gRPC deadlines")
         for line in self.report.lines():
             terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def grpc_calls(request: pytest.FixtureRequest) -> CallLog:
+    """The client calls this test made (through any channel created after the plugin loaded),
+    in call order, with ``pairs()`` and ``assert_no_violations()``."""
+    if recording.missing():
+        import grpc
+
+        pytest.fail(
+            f"grpc_calls: call recording does not fit grpcio {grpc.__version__}, which lacks "
+            f"{', '.join(recording.missing())}; no calls can be recorded",
+            pytrace=False,
+        )
+    return CallLog(request.node.nodeid)

@@ -12,6 +12,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .._errors import ArgumentError, ArgumentTypeError
+
 __all__ = ["Flag", "Max", "Ref", "Rule", "Text", "ValueRule", "WholeNumber"]
 
 
@@ -42,7 +44,7 @@ class ValueRule:
         ``TypeError`` or ``ValueError`` for a value the rule does not take."""
         if isinstance(value, str):
             return value
-        raise TypeError(f"{value!r} is {_a(type(value).__name__)}; accepted: {self.accepts}")
+        raise ArgumentTypeError(f"{value!r} is {_a(type(value).__name__)}; accepted: {self.accepts}")
 
 
 @dataclass(frozen=True)
@@ -78,13 +80,13 @@ class WholeNumber(ValueRule):
         if isinstance(value, str):
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"{value!r} is {_a(type(value).__name__)}; accepted: an int, a float with a "
                 "whole value, a str written to the variable verbatim, or None to remove it"
             )
         if isinstance(value, float):
             if not math.isfinite(value) or not value.is_integer():
-                raise ValueError(
+                raise ArgumentError(
                     f"{value!r} is not {self.accepts}; pass it as a string ('{value!r}') "
                     "to write it to the variable verbatim on purpose"
                 )
@@ -92,7 +94,7 @@ class WholeNumber(ValueRule):
         try:
             return str(value)
         except ValueError:  # beyond sys.get_int_max_str_digits(): int() could not read it back
-            raise ValueError(
+            raise ArgumentError(
                 f"an int of {value.bit_length()} bits has more digits than {self.reader} reads"
             ) from None
 
@@ -122,7 +124,7 @@ class Max:
 
     def __init__(self, *terms: int | str) -> None:
         if not terms:
-            raise ValueError("Max() needs at least one term")
+            raise ArgumentError("Max() needs at least one term")
         object.__setattr__(self, "terms", terms)
 
     @property
@@ -134,7 +136,7 @@ class Max:
         for term in self.terms:
             value = values[term] if isinstance(term, str) else term
             if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(
+                raise ArgumentTypeError(
                     f"Max() takes whole numbers: term {term!r} is {value!r}; give the setting a "
                     "rule that parses to int, or a default rule of your own"
                 )
@@ -170,7 +172,7 @@ class Flag(ValueRule):
             return value
         if isinstance(value, bool):
             return "1" if value else None
-        raise TypeError(
+        raise ArgumentTypeError(
             f"{value!r} is {_a(type(value).__name__)}; accepted: True (writes '1'), False (removes "
             "the variable: any text, '0' included, turns it on), or a str written verbatim"
         )

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from .cascade import Max, Resolved, Setting
+from ._cascade import Max, Resolved, Setting
 
 __all__ = ["INT32_MAX", "Violation", "check"]
 

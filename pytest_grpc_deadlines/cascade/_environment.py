@@ -8,9 +8,10 @@ import warnings
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 
-from .cascade import Cascade, Resolved
-from .errors import GrpcDeadlinesWarning
-from .overrides import Layer
+from .._checks import write_environ
+from .._errors import GrpcDeadlinesWarning
+from ._cascade import Cascade, Resolved
+from ._overrides import Layer
 
 __all__ = ["AppliedSettings", "Plan", "plan"]
 
@@ -66,11 +67,7 @@ class AppliedSettings:
     def apply(self) -> Resolved:
         for env_var in self.plan.cascade.env_vars:
             self._saved_env[env_var] = self.environ.get(env_var)
-        for env_var, text in self.plan.target.items():
-            if text is None:
-                self.environ.pop(env_var, None)
-            else:
-                self.environ[env_var] = text
+        write_environ(self.environ, self.plan.target)
         resolved = self.plan.resolve(self.environ)
         self._patch_bindings(resolved)
         return resolved
@@ -104,9 +101,5 @@ class AppliedSettings:
                     delattr(module, attribute)
             else:
                 setattr(module, attribute, old)
-        for env_var, text in self._saved_env.items():
-            if text is None:
-                self.environ.pop(env_var, None)
-            else:
-                self.environ[env_var] = text
+        write_environ(self.environ, self._saved_env)
         self._saved_env.clear()

@@ -27,10 +27,10 @@ from typing import Any
 
 import wrapt
 
-from . import hooks
-from .client import CALL_ID_HEADER, RECORDER, ClientCall
-from .hooks import PENDING, ChannelInfo, Pending
-from .sites import call_site
+from . import _hooks as hooks
+from ._hooks import PENDING, ChannelInfo, Pending
+from ._recorder import CALL_ID_HEADER, RECORDER, ClientCall
+from ._sites import call_site
 
 __all__ = ["install", "installed", "missing", "raw_insecure_channel", "uninstall"]
 

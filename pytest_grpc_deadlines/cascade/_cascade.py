@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
-from .errors import CascadeError
-from .rules import Flag, Max, Ref, Text, ValueRule, WholeNumber
+from .._errors import ArgumentError, CascadeError
+from ._rules import Flag, Max, Ref, Text, ValueRule, WholeNumber
 
 __all__ = [
     "DAGSTER",
@@ -98,27 +98,29 @@ class Cascade:
         env_vars: set[str] = set()
         for setting in self.settings:
             if not setting.name.isidentifier() or setting.name == "inherit":
-                raise ValueError(f"setting name {setting.name!r} must be an identifier other than 'inherit'")
+                raise ArgumentError(
+                    f"setting name {setting.name!r} must be an identifier other than 'inherit'"
+                )
             if setting.name.startswith("_") or _is_resolved_attribute(setting.name):
-                raise ValueError(
+                raise ArgumentError(
                     f"setting name {setting.name!r} is taken: resolved.{setting.name} would not "
                     "read the setting; choose a name that does not start with '_' and is not an "
                     "attribute of Resolved (cascade, errors, source, raw, is_explicit, environ, "
                     "get, keys, items, values)"
                 )
             if setting.name in seen or setting.env_var in env_vars:
-                raise ValueError(f"setting {setting.name!r} ({setting.env_var}) is defined twice")
+                raise ArgumentError(f"setting {setting.name!r} ({setting.env_var}) is defined twice")
             if isinstance(setting.default, (Ref, Max)):
                 for dep in setting.default.depends_on:
                     if dep not in seen:
-                        raise ValueError(
+                        raise ArgumentError(
                             f"setting {setting.name!r} derives from {dep!r}, which is not an earlier setting"
                         )
             seen.add(setting.name)
             env_vars.add(setting.env_var)
         for binding in self.bindings:
             if binding.setting not in seen:
-                raise ValueError(f"binding {binding} names an unknown setting")
+                raise ArgumentError(f"binding {binding} names an unknown setting")
 
     @property
     def names(self) -> tuple[str, ...]:

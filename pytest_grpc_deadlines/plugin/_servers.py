@@ -1,4 +1,4 @@
-"""The server fixtures; registered by the plugin at configure time."""
+"""The sync server fixtures; registered by the plugin at configure time."""
 
 from __future__ import annotations
 
@@ -7,30 +7,12 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from .pool import ServerFactory, ServerPool
-from .probe import ProbeServicer, add_ProbeServicer_to_server
-from .server import GrpcTestServer
-from .server_base import ServicerPair
-from .verdicts import CallLog
+from ..probe import ProbeServicer, add_ProbeServicer_to_server
+from ..servers._options import ServicerPair
+from ..servers._pool import ServerFactory, ServerPool
+from ..servers._sync import GrpcTestServer
 
-__all__ = ["grpc_calls", "grpc_test_server", "grpc_test_server_factory", "grpc_test_servicers"]
-
-
-@pytest.fixture
-def grpc_calls(request: pytest.FixtureRequest) -> CallLog:
-    """The client calls this test made (through any channel created after the plugin loaded),
-    in call order, with ``pairs()`` and ``assert_no_violations()``."""
-    from . import recording
-
-    if recording.missing():
-        import grpc
-
-        pytest.fail(
-            f"grpc_calls: call recording does not fit grpcio {grpc.__version__}, which lacks "
-            f"{', '.join(recording.missing())}; no calls can be recorded",
-            pytrace=False,
-        )
-    return CallLog(request.node.nodeid)
+__all__ = ["grpc_test_server", "grpc_test_server_factory", "grpc_test_servicers"]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +26,7 @@ def grpc_test_servicers() -> Sequence[ServicerPair]:
 def _grpc_test_server_pool(
     grpc_test_servicers: Sequence[ServicerPair], pytestconfig: pytest.Config
 ) -> Iterator[ServerPool]:
-    from .plugin import configured_cascade
+    from ._state import configured_cascade
 
     pool = ServerPool(grpc_test_servicers, configured_cascade(pytestconfig))
     try:
@@ -78,7 +60,7 @@ def grpc_test_server_factory(
     """``grpc_test_server_factory(*servicer_pairs, transport="tcp" | "unix", host=..., options=...,
     max_workers=...)`` starts fresh sync servers (hosting ``grpc_test_servicers`` when no pairs are
     given); each is stopped at once after the test."""
-    from .plugin import configured_cascade
+    from ._state import configured_cascade
 
     factory = ServerFactory(grpc_test_servicers, configured_cascade(pytestconfig))
     try:

@@ -13,19 +13,20 @@ a *background* call: recorded with the name of its thread, never counted against
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-__all__ = ["CALL_ID_HEADER", "RECORDER", "ClientCall", "Recorder", "TimeoutSource", "serving"]
+from ..servers._observers import CALL_ID_HEADER, is_serving, on_call, serves
 
-#: The request header that pairs a client call with the test server's record of it.
-CALL_ID_HEADER = "x-grpc-deadlines-call"
+if TYPE_CHECKING:
+    from ..servers._records import ServerCall
+
+__all__ = ["CALL_ID_HEADER", "RECORDER", "ClientCall", "Recorder", "TimeoutSource"]
 
 #: Who set the deadline grpc sent: ``"call"`` (the call carried it when it reached grpc: given by
 #: the caller, or by an interceptor that ran before the recording one), ``"interceptor"`` (an
@@ -87,21 +88,6 @@ class ClientCall:
         return f"ClientCall({self.method} -> {self.target}, timeout={timeout}, {code}, at {self.site})"
 
 
-_serving = threading.local()
-
-
-@contextlib.contextmanager
-def serving() -> Iterator[None]:
-    """While a handler of one of the plugin's servers runs on this thread: its calls belong to
-    the running test even when the server's worker thread is older than the test."""
-    depth = getattr(_serving, "depth", 0)
-    _serving.depth = depth + 1
-    try:
-        yield
-    finally:
-        _serving.depth = depth
-
-
 @dataclass
 class _Frame:
     """What one pytest session (a pytester run nests another) is recording."""
@@ -109,7 +95,7 @@ class _Frame:
     test: str | None = None
     calls: list[ClientCall] = field(default_factory=list)
     background: list[ClientCall] = field(default_factory=list)
-    server_calls: dict[str, Any] = field(default_factory=dict)
+    server_calls: dict[str, ServerCall] = field(default_factory=dict)
     #: threads running when the test started, other than the test's own
     older: frozenset[threading.Thread] = frozenset()
 
@@ -120,7 +106,6 @@ class Recorder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._frames: list[_Frame] = [_Frame()]
-        self.server_targets: set[str] = set()
 
     def push(self) -> None:
         with self._lock:
@@ -152,7 +137,7 @@ class Recorder:
         frame = self._frames[-1]
         if frame.test is None:
             return None, False
-        if threading.current_thread() in frame.older and not getattr(_serving, "depth", 0):
+        if threading.current_thread() in frame.older and not is_serving():
             return None, True
         return frame.test, False
 
@@ -169,7 +154,7 @@ class Recorder:
             thread=threading.current_thread().name,
             background=background,
         )
-        if target in self.server_targets:
+        if serves(target):
             call.call_id = f"{os.getpid()}-{next(_ids)}"
         return call
 
@@ -178,11 +163,16 @@ class Recorder:
             frame = self._frames[-1]
             (frame.background if call.background else frame.calls).append(call)
 
-    def add_server_call(self, call_id: str, server_call: Any) -> None:
+    def add_server_call(self, call_id: str, server_call: ServerCall) -> None:
+        """Keep a server call that carries a pairing header, for its client record to find."""
         with self._lock:
             self._frames[-1].server_calls[call_id] = server_call
 
-    def server_call(self, call_id: str | None) -> Any:
+    def _paired(self, server_call: ServerCall) -> None:
+        if server_call.client_call_id is not None:
+            self.add_server_call(server_call.client_call_id, server_call)
+
+    def server_call(self, call_id: str | None) -> ServerCall | None:
         if call_id is None:
             return None
         with self._lock:
@@ -208,3 +198,4 @@ class Recorder:
 
 
 RECORDER = Recorder()
+on_call(RECORDER._paired)

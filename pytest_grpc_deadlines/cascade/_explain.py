@@ -12,9 +12,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import NoReturn, TextIO
 
-from .cascade import DAGSTER, Cascade, Resolved
-from .invariants import Violation, check
-from .overrides import OverrideError, load_cascade
+from ._cascade import DAGSTER, Cascade, Resolved
+from ._invariants import Violation, check
+from ._overrides import OverrideError, load_cascade
 
 __all__ = ["EXIT_ERRORS", "EXIT_OK", "EXIT_USAGE", "EXIT_WARNINGS", "main"]
 

@@ -11,7 +11,8 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .cascade import Cascade
+from .._errors import OverrideError
+from ._cascade import Cascade
 
 __all__ = [
     "Layer",
@@ -20,10 +21,6 @@ __all__ = [
     "parse_assignments",
     "parse_marker",
 ]
-
-
-class OverrideError(ValueError):
-    """A marker argument, ``--grpc-timeout`` value, or ini line that cannot be used."""
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 import pytest
 import pytest_asyncio
 
-from .aio_server import AioGrpcTestServer
-from .server_base import OptionsArg, ServicerPair, Transport
+from ..servers._aio import AioGrpcTestServer
+from ..servers._options import OptionsArg, ServicerPair, Transport
 
 __all__ = ["grpc_aio_test_server", "grpc_aio_test_server_factory"]
 
@@ -21,7 +21,7 @@ async def grpc_aio_test_server(
 ) -> AsyncIterator[AioGrpcTestServer]:
     """A ``grpc.aio`` server on the test's event loop hosting ``grpc_test_servicers`` (aio handlers),
     started fresh for the test and stopped at once after it."""
-    from .plugin import configured_cascade
+    from ._state import configured_cascade
 
     server = AioGrpcTestServer(*grpc_test_servicers, cascade=configured_cascade(request.config))
     await server.start()
@@ -37,7 +37,7 @@ async def grpc_aio_test_server_factory(
 ) -> AsyncIterator[AioServerFactory]:
     """``server = await grpc_aio_test_server_factory(*servicer_pairs, transport=..., ...)``: fresh
     ``grpc.aio`` servers on the test's loop, each stopped at once after the test."""
-    from .plugin import configured_cascade
+    from ._state import configured_cascade
 
     cascade = configured_cascade(request.config)
     servers: list[AioGrpcTestServer] = []

@@ -1,0 +1,63 @@
+"""Argument validation shared by every layer: each check raises
+:class:`~pytest_grpc_deadlines._errors.ArgumentError` with a message naming the argument, the
+value given and what is accepted."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+
+from ._errors import ArgumentError
+
+__all__ = ["check_flag", "check_optional_positive_int", "check_seconds", "scoped_environ", "write_environ"]
+
+
+def check_flag(value: object, what: str) -> bool:
+    """``value`` if it is True or False."""
+    if not isinstance(value, bool):
+        raise ArgumentError(f"{what}={value!r} must be True or False")
+    return value
+
+
+def check_seconds(value: object, what: str, *, negative: bool = False) -> float:
+    """A finite number of seconds (not a bool); >= 0 unless ``negative``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ArgumentError(f"{what}={value!r} must be a finite number of seconds")
+    if value < 0 and not negative:
+        raise ArgumentError(f"{what}={value!r} must not be negative")
+    return float(value)
+
+
+def check_optional_positive_int(value: object, what: str) -> int | None:
+    """None, or a positive int (not a bool)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ArgumentError(f"{what}={value!r} must be None or a positive int")
+    return value
+
+
+@contextmanager
+def scoped_environ(
+    names: Iterable[str], values: Mapping[str, str], environ: MutableMapping[str, str] | None = None
+) -> Iterator[None]:
+    """Remove ``names`` from ``environ`` (``os.environ`` by default), set ``values``, and put
+    every variable back as it was on exit."""
+    env = os.environ if environ is None else environ
+    saved = {name: env.get(name) for name in (*names, *values)}
+    try:
+        for name in names:
+            env.pop(name, None)
+        env.update(values)
+        yield
+    finally:
+        write_environ(env, saved)
+
+
+def write_environ(environ: MutableMapping[str, str], texts: Mapping[str, str | None]) -> None:
+    """Set each variable of ``texts`` in ``environ``: to its text, or absent where it is None."""
+    for name, text in texts.items():
+        if text is None:
+            environ.pop(name, None)
+        else:
+            environ[name] = text

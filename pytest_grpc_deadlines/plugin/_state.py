@@ -1,0 +1,28 @@
+"""What ``pytest_configure`` settles for the run and every other part of the plugin reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from ..cascade._cascade import Cascade
+from ..cascade._overrides import Layer
+
+__all__ = ["STATE", "State", "configured_cascade"]
+
+
+@dataclass(frozen=True)
+class State:
+    """The run's cascade and the layers (ini ``grpc_timeouts``, ``--grpc-timeout``) under markers."""
+
+    cascade: Cascade
+    base_layers: tuple[Layer, ...]
+
+
+STATE = pytest.StashKey[State]()
+
+
+def configured_cascade(config: pytest.Config) -> Cascade:
+    """The cascade this run uses (ini ``grpc_deadlines_cascade``, else Dagster's)."""
+    return config.stash[STATE].cascade

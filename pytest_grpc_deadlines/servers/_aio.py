@@ -1,0 +1,314 @@
+"""The test server over ``grpc.aio``, running on the caller's event loop.
+
+Same behaviour API as :class:`~pytest_grpc_deadlines.server.GrpcTestServer`; the lifecycle and
+the gate waits are awaitable. Run it on the test's own loop: grpc.aio on a second loop in a
+thread makes grpcio < 1.80 log BlockingIOError storms, so sync tests use the sync server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
+from typing import Any, cast
+
+import grpc
+import grpc.aio
+
+from ..cascade._cascade import DAGSTER, Cascade
+from ..probe import ProbeAioStub
+from ._core import (
+    DEFAULT_GRACE,
+    END,
+    NEXT,
+    RUN,
+    Abort,
+    CallState,
+    Effect,
+    Emit,
+    Flow,
+    GateBase,
+    ServerBase,
+    Wait,
+    Wake,
+    settle,
+)
+from ._options import OptionsArg, ServicerPair, Transport
+from ._records import ServerCall
+
+__all__ = ["AioGate", "AioGrpcTestServer"]
+
+
+class AioGate(GateBase):
+    """Holds a method's calls until :meth:`release`; the waits are awaitable."""
+
+    _entered: asyncio.Event
+    _cancelled: asyncio.Event
+
+    def __init__(self, server: AioGrpcTestServer, method: str, honor_cancellation: bool) -> None:
+        super().__init__(server, method, honor_cancellation)
+        self._entered = asyncio.Event()
+        self._cancelled = asyncio.Event()
+
+    async def wait_entered(self, timeout: float | None = None) -> bool:
+        """Wait until a call reaches the gate; False on timeout."""
+        return await _wait_event(self._entered, timeout)
+
+    async def wait_cancelled(self, timeout: float | None = None) -> bool:
+        """Wait until the server sees a held call's client cancel or its deadline pass."""
+        return await _wait_event(self._cancelled, timeout)
+
+
+async def _wait_event(event: asyncio.Event, timeout: float | None) -> bool:
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except asyncio.TimeoutError:
+        return False
+    return True
+
+
+def _rpc_done(context: Any) -> bool:
+    """Whether grpc already ended the RPC (its cancellation can precede the handler)."""
+    done = getattr(context, "done", None)
+    return bool(done()) if callable(done) else False
+
+
+#: A held or sleeping handler also checks the RPC this often, in case grpc ended it without
+#: cancelling the handler's task (grpcio 1.44 does that for a call that expired before the
+#: handler started).
+_POLL_SECONDS = 0.05
+
+
+class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, server: AioGrpcTestServer) -> None:
+        self._server = server
+
+    async def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        return self._server._wrap(details.method, handler)
+
+
+class AioGrpcTestServer(ServerBase):
+    """A ``grpc.aio`` server for asyncio tests: TCP loopback on port 0, or a unix socket."""
+
+    def __init__(
+        self,
+        *servicers: ServicerPair,
+        transport: Transport = "tcp",
+        host: str = "127.0.0.1",
+        options: OptionsArg = None,
+        cascade: Cascade = DAGSTER,
+    ) -> None:
+        super().__init__(*servicers, transport=transport, host=host, options=options, cascade=cascade)
+        self._server: Any = None
+        self._channels: list[grpc.aio.Channel] = []
+        self._changed = asyncio.Event()
+
+    # lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> AioGrpcTestServer:
+        if self._server is not None:
+            return self
+        self._closing = False
+        server = grpc.aio.server(interceptors=(_Interceptor(self),), options=self._server_options())
+        self._register(server)
+        try:
+            self._bound(server.add_insecure_port(self._bind_address()))
+        except BaseException:
+            await server.stop(None)
+            raise
+        await server.start()
+        self._server = server
+        return self
+
+    @property
+    def is_running(self) -> bool:
+        return self._server is not None
+
+    async def stop(self, grace: float | None = DEFAULT_GRACE) -> None:
+        """Stop serving: in-flight calls get ``grace`` seconds (the cascade's grace by default;
+        None or 0 stop at once), then are cancelled."""
+        grace = self._stop_grace(grace)
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop(grace)
+
+    async def restart(self) -> AioGrpcTestServer:
+        """Stop at once and serve again on the same address."""
+        await self.stop(None)
+        return await self.start()
+
+    async def close(self) -> None:
+        """Stop at once, release every held or sleeping handler, close channels, remove files."""
+        self._closing = True
+        self._release_all()
+        await self.close_channels()
+        await self.stop(None)
+        self._remove_tmpdir()
+
+    async def __aenter__(self) -> AioGrpcTestServer:
+        return await self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # clients --------------------------------------------------------------------------------
+    def channel(self, **options: Any) -> grpc.aio.Channel:
+        """A ``grpc.aio`` channel to this server, closed at teardown (see the sync server)."""
+        channel = grpc.aio.insecure_channel(self.target, options=self._channel_options(options))
+        self._channels.append(channel)
+        return channel
+
+    def probe(self, **options: Any) -> ProbeAioStub:
+        return ProbeAioStub(self.channel(**options))
+
+    async def close_channels(self) -> None:
+        channels, self._channels = self._channels, []
+        for channel in channels:
+            await channel.close()
+
+    # behaviour ------------------------------------------------------------------------------
+    def hold(self, method: str, *, honor_cancellation: bool = False) -> AioGate:
+        """Hold ``method``'s calls until the gate is released (see the sync server)."""
+        return cast(AioGate, self._hold(method, honor_cancellation))
+
+    def _new_gate(self, method: str, honor_cancellation: bool) -> AioGate:
+        return AioGate(self, method, honor_cancellation)
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    # handling: the core's flows, run with an awaitable wait on the server's loop -------------
+    async def _wait(self, call: ServerCall, state: CallState, wait: Wait) -> Wake:
+        end = None if wait.seconds is None else time.monotonic() + wait.seconds
+        while True:
+            if not state.terminated and _rpc_done(state.context):
+                self._terminated(call, state)
+            woken = self._woken(state, wait, end)
+            if woken is not None:
+                return woken
+            remaining = None if end is None else end - time.monotonic()
+            poll = _POLL_SECONDS if remaining is None else min(remaining, _POLL_SECONDS)
+            try:
+                await asyncio.wait_for(self._changed.wait(), poll)
+            except asyncio.TimeoutError:
+                pass
+            except asyncio.CancelledError:
+                self._terminated(call, state)
+                if wait.honor:
+                    raise
+                task = asyncio.current_task()
+                uncancel = getattr(task, "uncancel", None)
+                if uncancel is not None:
+                    uncancel()
+
+    def _start(self, full: str, argument: Any, context: Any) -> tuple[ServerCall, CallState, Any]:
+        call, state = self._begin(full, context, context.invocation_metadata())
+        add_done_callback = getattr(context, "add_done_callback", None)
+        if add_done_callback is not None:
+            add_done_callback(lambda _: self._terminated(call, state))
+        return call, state, _record_first(argument, call)
+
+    async def _carry_out(
+        self, flow: Flow, call: ServerCall, state: CallState, context: Any, effect: Effect
+    ) -> Any:
+        """Carry out a wait or an abort (which raises); what the flow receives next, or what it
+        yields after the wait was cancelled under it."""
+        if isinstance(effect, Abort):
+            await context.abort(effect.code, effect.details)
+        if not isinstance(effect, Wait):
+            raise AssertionError(f"a flow yielded {effect!r} where it cannot")
+        try:
+            return await self._wait(call, state, effect)
+        except asyncio.CancelledError as exc:
+            flow.throw(exc)  # the flow records what it must, then re-raises
+            raise
+
+    @staticmethod
+    def _settle(call: ServerCall, context: Any, exc: BaseException | None) -> None:
+        settle(
+            call,
+            context,
+            exc,
+            cancelled=isinstance(exc, asyncio.CancelledError),
+            aborted=isinstance(exc, grpc.aio.AbortError),
+        )
+
+    def _unary_response(self, full: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        async def handle(argument: Any, context: Any) -> Any:
+            call, state, argument = self._start(full, argument, context)
+            flow = self._unary_flow(full, call, state)
+            try:
+                sent: Any = None
+                while True:
+                    try:
+                        effect = flow.send(sent)
+                    except StopIteration as done:
+                        response = done.value
+                        break
+                    if effect is RUN:
+                        sent = await behaviour(argument, context)
+                    else:
+                        sent = await self._carry_out(flow, call, state, context, effect)
+            except BaseException as exc:
+                self._settle(call, context, exc)
+                raise
+            self._settle(call, context, None)
+            return response
+
+        return handle
+
+    def _stream_response(self, full: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        async def handle(argument: Any, context: Any) -> AsyncIterator[Any]:
+            call, state, argument = self._start(full, argument, context)
+            flow = self._stream_flow(full, call, state)
+            responses: Any = None
+            try:
+                sent: Any = None
+                while True:
+                    try:
+                        effect = flow.send(sent)
+                    except StopIteration:
+                        break
+                    if effect is RUN:
+                        responses, sent = behaviour(argument, context), None
+                        if not hasattr(responses, "__aiter__"):  # it writes with context.write()
+                            await responses
+                            responses = _no_messages()
+                    elif effect is NEXT:
+                        sent = await anext(responses, END)
+                    elif isinstance(effect, Emit):
+                        yield effect.message
+                        sent = None
+                    else:
+                        sent = await self._carry_out(flow, call, state, context, effect)
+            except BaseException as exc:
+                self._settle(call, context, exc)
+                raise
+            self._settle(call, context, None)
+
+        return handle
+
+
+async def _no_messages() -> AsyncIterator[Any]:
+    return
+    yield
+
+
+def _record_first(argument: Any, call: ServerCall) -> Any:
+    if not hasattr(argument, "__aiter__"):
+        call.request = argument
+        return argument
+
+    async def recorded() -> AsyncIterator[Any]:
+        async for message in argument:
+            if call.request is None:
+                call.request = message
+            yield message
+
+    return recorded()

@@ -1,0 +1,601 @@
+"""The test servers' core: configuration, behaviour tables, records, and every decision a handler
+makes. The sync and asyncio servers supply only their waiting primitive and grpc transport."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import grpc
+
+from .._checks import check_flag
+from .._errors import ArgumentError, ServerStateError
+from ..cascade._cascade import DAGSTER, Cascade
+from ..probe import deadline_seconds, status_code
+from ._behaviour import Delay, Fault, Jitter, When, make_fault, method_name
+from ._observers import CALL_ID_HEADER, announce, bind, unbind
+from ._options import (
+    SUN_PATH_MAX,
+    Capture,
+    OptionsArg,
+    ServicerPair,
+    Transport,
+    byte_limit_options,
+    check_host,
+    options_list,
+)
+from ._records import ServerCall
+
+__all__ = [
+    "DEFAULT_GRACE",
+    "END",
+    "NEXT",
+    "RESET_DETAILS",
+    "RUN",
+    "Abort",
+    "CallState",
+    "Emit",
+    "Flow",
+    "GateBase",
+    "ServerBase",
+    "Wait",
+    "Wake",
+    "note_probe_delay",
+    "settle",
+]
+
+#: ``stop()`` without an argument uses the cascade's grace setting.
+DEFAULT_GRACE: Any = object()
+
+#: The details of a call abandoned before its servicer ran (``reset()`` or ``close()`` during its
+#: delay, or its client gone): it ends CANCELLED, not OK with a response the servicer never made.
+RESET_DETAILS = "the test server was reset"
+
+
+def _pair(call: ServerCall) -> None:
+    """Note the pairing header, so the client's record of this call can find this one."""
+    for key, value in call.metadata:
+        if key == CALL_ID_HEADER:
+            call.client_call_id = value.decode() if isinstance(value, bytes) else value
+            announce(call)
+            return
+
+
+def note_probe_delay(call: ServerCall) -> None:
+    """A probe request that asks the server to wait (``delay_seconds``, ``interval_seconds``)
+    makes the call outlive its client on purpose: it is provoked, as a gate or delay is."""
+    from ..probe import PROBE_SERVICE_NAME  # protobuf is loaded once a server hosts the probe
+
+    if call.method.startswith(PROBE_SERVICE_NAME + "/"):
+        request = call.request
+        if getattr(request, "delay_seconds", 0) > 0 or getattr(request, "interval_seconds", 0) > 0:
+            call.provoked = True
+
+
+# What a handler decides, once for both servers ------------------------------------------------
+#
+# A call's handling is a generator (``_unary_flow``, ``_stream_flow``) that makes every decision
+# (phases, gates, delays, faults, outcomes) and yields the effects it needs from its server. The
+# sync and asyncio servers run the same generator, each with its own waiting primitive (a
+# ``threading.Condition`` or an ``asyncio.Event``) and transport (grpc's sync or aio context).
+
+#: Why a wait ended: its time elapsed, its gate was released, the client went away (only when
+#: the wait honours cancellation), or the server was reset or closed.
+Wake = Literal["elapsed", "released", "terminated", "closing"]
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Wait ``seconds`` (None: until woken); ``honor``: a client going away ends the wait."""
+
+    seconds: float | None
+    honor: bool
+    gate: GateBase | None = None
+
+
+@dataclass(frozen=True)
+class Abort:
+    """End the RPC with ``code`` and ``details`` (the server's ``context.abort``)."""
+
+    code: grpc.StatusCode
+    details: str
+
+
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+#: Run the servicer (a unary response: the flow receives it); for a response stream, start it.
+RUN: Any = _Marker("RUN")
+#: Take the response stream's next message (the flow receives it, or END).
+NEXT: Any = _Marker("NEXT")
+#: What NEXT receives once the response stream is exhausted.
+END: Any = _Marker("END")
+
+
+@dataclass(frozen=True)
+class Emit:
+    """Send ``message`` to the client (a response stream)."""
+
+    message: Any
+
+
+Effect = Wait | Abort | Emit | _Marker
+Flow = Generator[Effect, Any, Any]
+
+
+@dataclass
+class CallState:
+    """What the server knows of one call while it runs."""
+
+    generation: int
+    context: Any = None
+    terminated: bool = False
+    gate: GateBase | None = None
+
+
+class GateBase:
+    """Holds a method's calls until :meth:`release`; the servers' ``Gate`` and ``AioGate`` add
+    their events and waits."""
+
+    _entered: Any
+    _cancelled: Any
+
+    def __init__(self, server: ServerBase, method: str, honor_cancellation: bool) -> None:
+        self._server = server
+        self.method = method.lstrip("/")
+        self.honor_cancellation = honor_cancellation
+        self.released = False
+        self.entered = 0
+
+    def release(self) -> None:
+        """Let held and future calls through."""
+        with self._server._cond:
+            self.released = True
+        self._server._notify()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.method}, entered={self.entered}, released={self.released})"
+
+
+def context_code(context: Any) -> grpc.StatusCode | None:
+    """The status the servicer set on ``context`` (None when it set none or cannot say)."""
+    code = getattr(context, "code", None)
+    if callable(code):
+        try:
+            value = code()
+        except Exception:
+            return None
+        if isinstance(value, grpc.StatusCode):
+            return value
+        if isinstance(value, int):
+            return status_code(value)
+    return None
+
+
+def context_details(context: Any) -> str | None:
+    """The details the servicer set on ``context``."""
+    details = getattr(context, "details", None)
+    if callable(details):
+        try:
+            value = details()
+        except Exception:
+            return None
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "replace")
+        return value if isinstance(value, str) else None
+    return None
+
+
+def settle(
+    call: ServerCall,
+    context: Any,
+    exc: BaseException | None = None,
+    *,
+    cancelled: bool = False,
+    aborted: bool = False,
+) -> None:
+    """Record how the handler ended: returned (``exc`` None), raised ``exc``, stopped because
+    the RPC was cancelled under it, or ``aborted`` through grpc's abort."""
+    if cancelled:
+        call.mark_cancelled()
+        call.finish("abandoned")
+        return
+    code = context_code(context)
+    if code is not None and code is not grpc.StatusCode.OK:
+        call.finish("aborted", code, context_details(context), exc)
+    elif exc is None:
+        note_probe_delay(call)
+        call.finish("ok", grpc.StatusCode.OK)
+    elif aborted:
+        call.finish("aborted", code, context_details(context), exc)
+    else:
+        call.finish("raised", grpc.StatusCode.UNKNOWN, f"{type(exc).__name__}: {exc}", exc)
+
+
+class ServerBase:
+    """Configuration, per-method behaviour and records; subclasses run the grpc server."""
+
+    def __init__(
+        self,
+        *servicers: ServicerPair,
+        transport: Transport = "tcp",
+        host: str = "127.0.0.1",
+        options: OptionsArg = None,
+        cascade: Cascade = DAGSTER,
+    ) -> None:
+        if not servicers:
+            from ..probe import ProbeServicer, add_ProbeServicer_to_server
+
+            servicers = ((add_ProbeServicer_to_server, ProbeServicer()),)
+        for pair in servicers:
+            if not (isinstance(pair, tuple) and len(pair) == 2 and callable(pair[0])):
+                raise ArgumentError(
+                    f"servicer {pair!r} is not accepted; pass (add_FooServicer_to_server, "
+                    "FooServicer()) pairs"
+                )
+        if transport not in ("tcp", "unix"):
+            raise ArgumentError(f"transport={transport!r} is not accepted; use 'tcp' or 'unix'")
+        if transport == "unix" and sys.platform == "win32":
+            raise ArgumentError("transport='unix' needs a POSIX system (Linux or macOS)")
+        self._servicers = servicers
+        self._transport: Transport = transport
+        self._host = check_host(host)
+        self._user_options = options_list(options, "options")
+        self._cascade = cascade
+        self._methods: set[str] = set()
+        self._opaque = False
+        self._port: int | None = None
+        self._tmpdir: str | None = None
+        self._cond = threading.Condition()
+        self._closing = False
+        self._generation = 0
+        self._delays: dict[str, Delay] = {}
+        self._intervals: dict[str, float] = {}
+        self._faults: dict[str, Fault] = {}
+        self._calls: list[ServerCall] = []
+        self._gates: dict[str, GateBase] = {}
+
+    # configuration -------------------------------------------------------------------------
+    def _server_options(self) -> list[tuple[str, Any]]:
+        resolved = self._cascade.resolve(os.environ)
+        # grpc takes the first of repeated options: merge, so the caller's options win
+        options: dict[str, Any] = {"grpc.so_reuseport": 0, **dict(byte_limit_options(resolved))}
+        options.update(self._user_options)
+        return list(options.items())
+
+    def limits_key(self) -> tuple[tuple[str, Any], ...]:
+        """The options grpc fixes at creation, for deciding whether a server can be reused."""
+        return tuple(self._server_options())
+
+    def _bind_address(self) -> str:
+        if self._transport == "unix":
+            if self._tmpdir is None:  # mkdtemp makes it 0700: private to this user
+                self._tmpdir = tempfile.mkdtemp(prefix="grpc-deadlines-")
+                if len(os.path.join(self._tmpdir, "server.sock").encode()) > SUN_PATH_MAX:
+                    # A long TMPDIR: a socket path must fit sockaddr_un, so use /tmp instead.
+                    os.rmdir(self._tmpdir)
+                    self._tmpdir = tempfile.mkdtemp(prefix="grpc-deadlines-", dir="/tmp")
+            return f"unix:{os.path.join(self._tmpdir, 'server.sock')}"
+        port = self._port or 0
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"{host}:{port}"
+
+    def _register(self, server: Any) -> None:
+        for add, servicer in self._servicers:
+            capture = Capture(server)
+            add(servicer, capture)
+            self._methods |= capture.methods
+            self._opaque = self._opaque or capture.opaque
+
+    def _bound(self, port: int) -> None:
+        if self._transport == "tcp":
+            if not port:
+                raise ServerStateError(f"grpc could not bind {self._bind_address()}")
+            self._port = port
+        bind(self.target)
+
+    def _unbound(self) -> None:
+        if self._port is not None or self._tmpdir is not None:
+            unbind(self.target)
+
+    def _remove_tmpdir(self) -> None:
+        self._unbound()
+        if self._tmpdir is not None:
+            tmpdir, self._tmpdir = self._tmpdir, None
+            try:  # grpc usually removed the socket already; rmdir is the cheap common case
+                os.rmdir(tmpdir)
+            except OSError:
+                shutil.rmtree(tmpdir, ignore_errors=True)
+
+    @property
+    def target(self) -> str:
+        """The address clients dial: ``127.0.0.1:PORT`` or ``unix:/path``."""
+        if self._transport == "unix":
+            if self._tmpdir is None:
+                raise ServerStateError("the server has not been started")
+            return self._bind_address()
+        if self._port is None:
+            raise ServerStateError("the server has not been started")
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"{host}:{self._port}"
+
+    @property
+    def transport(self) -> Transport:
+        return self._transport
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The hosted methods, ``"pkg.Service/Method"``."""
+        return tuple(sorted(m.lstrip("/") for m in self._methods))
+
+    def _method(self, method: str) -> str:
+        if self._opaque and isinstance(method, str) and "/" in method.strip("/"):
+            return method if method.startswith("/") else f"/{method}"
+        return method_name(method, self._methods)
+
+    def _channel_options(self, options: Mapping[str, Any]) -> list[tuple[str, Any]]:
+        resolved = self._cascade.resolve(os.environ)
+        merged: dict[str, Any] = dict(byte_limit_options(resolved))
+        for key, value in options.items():
+            merged[key if "." in key else f"grpc.{key}"] = value
+        return list(merged.items())
+
+    def _stop_grace(self, grace: Any) -> float | None:
+        """The grace ``stop()`` hands grpc: the cascade's by default, else checked here, since
+        grpc takes any value and fails later on a thread of its own."""
+        if grace is DEFAULT_GRACE:
+            return self._grace()
+        if grace is None:
+            return None
+        if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not grace >= 0:
+            raise ArgumentError(
+                f"stop(grace={grace!r}) is not accepted: give seconds >= 0, or None to stop at once"
+            )
+        return float(grace)
+
+    def _grace(self) -> float | None:
+        resolved = self._cascade.resolve(os.environ)
+        if "grace" not in resolved:
+            return None
+        value = resolved["grace"]
+        return float(value) if isinstance(value, (int, float)) else None
+
+    # behaviour -----------------------------------------------------------------------------
+    def delay(
+        self,
+        method: str,
+        seconds: float | Sequence[float] | Jitter,
+        *,
+        when: When = "before",
+        honor_cancellation: bool = True,
+    ) -> None:
+        """Delay ``method``'s calls: before the servicer runs (a cancellation abandons the call)
+        or after it (its side effects happen; the response waits)."""
+        full = self._method(method)
+        spec = Delay(seconds, when, honor_cancellation)
+        with self._cond:
+            self._delays[full] = spec
+
+    def stream_interval(self, method: str, seconds: float) -> None:
+        """Wait ``seconds`` before each response message of a streaming ``method``."""
+        full = self._method(method)
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+            raise ArgumentError(f"stream_interval seconds={seconds!r} must be a number >= 0")
+        with self._cond:
+            self._intervals[full] = float(seconds)
+
+    def fail(
+        self,
+        method: str,
+        code: grpc.StatusCode,
+        details: str = "",
+        *,
+        times: int | None = None,
+        after_messages: int = 0,
+    ) -> None:
+        """End ``method``'s calls with ``code`` instead of running the servicer (or, for a
+        response stream, after ``after_messages`` messages); ``times`` limits how many calls."""
+        full = self._method(method)
+        fault = make_fault(code, details, times, after_messages)
+        with self._cond:
+            self._faults[full] = fault
+
+    @property
+    def calls(self) -> list[ServerCall]:
+        """The calls since the last reset, in arrival order."""
+        with self._cond:
+            return list(self._calls)
+
+    def _take_fault(self, full: str) -> Fault | None:
+        fault = self._faults.get(full)
+        if fault is not None and fault.take():
+            return fault
+        return None
+
+    # holds, wakes and resets -----------------------------------------------------------------
+    def _new_gate(self, method: str, honor_cancellation: bool) -> GateBase:
+        raise NotImplementedError
+
+    def _notify(self) -> None:
+        """Wake every waiting handler, to look at its state again."""
+        raise NotImplementedError
+
+    def _hold(self, method: str, honor_cancellation: bool) -> GateBase:
+        full = self._method(method)
+        check_flag(honor_cancellation, "honor_cancellation")
+        gate = self._new_gate(full, honor_cancellation)
+        with self._cond:
+            old = self._gates.get(full)
+            if old is not None:
+                old.released = True
+            self._gates[full] = gate
+        self._notify()
+        return gate
+
+    def _release_all(self) -> None:
+        with self._cond:
+            for gate in self._gates.values():
+                gate.released = True
+        self._notify()
+
+    def reset(self) -> None:
+        """Forget behaviour and records, and release every held or sleeping handler."""
+        self._release_all()
+        with self._cond:
+            self._generation += 1
+            self._delays.clear()
+            self._intervals.clear()
+            self._faults.clear()
+            self._gates.clear()
+            self._calls = []
+            self._closing = False
+        self._notify()
+
+    # handling -------------------------------------------------------------------------------
+    def _begin(self, method: str, context: Any, metadata: Any) -> tuple[ServerCall, CallState]:
+        """The record and state of a call that reached its handler."""
+        call = ServerCall(
+            method=method.lstrip("/"),
+            metadata=tuple((m.key, m.value) for m in (metadata or ())),
+            deadline=deadline_seconds(context),
+        )
+        with self._cond:
+            state = CallState(self._generation, context)
+            self._calls.append(call)
+        _pair(call)
+        return call, state
+
+    def _terminated(self, call: ServerCall, state: CallState) -> None:
+        """The client went away (cancelled, or its deadline passed)."""
+        with self._cond:
+            state.terminated = True
+            if call.outcome == "running":
+                call.mark_cancelled()
+                if state.gate is not None:
+                    state.gate._cancelled.set()
+        self._notify()
+
+    def _woken(self, state: CallState, wait: Wait, end: float | None) -> Wake | None:
+        """Why a handler waiting on ``wait`` (until ``end``) wakes now, or None to keep waiting."""
+        if wait.gate is not None and wait.gate.released:
+            return "released"
+        if wait.honor and state.terminated:
+            return "terminated"
+        if self._closing or state.generation != self._generation:
+            return "closing"
+        if end is not None and end - time.monotonic() <= 0:
+            return "elapsed"
+        return None
+
+    def _before(self, full: str, call: ServerCall, state: CallState) -> Flow:
+        """Hold and "before" delay; an abandoned call ends CANCELLED."""
+        with self._cond:
+            gate = self._gates.get(full)
+            delay = self._delays.get(full)
+        if gate is not None:
+            call.provoked = True
+            with self._cond:
+                state.gate = gate
+                gate.entered += 1
+                if state.terminated:
+                    gate._cancelled.set()
+            gate._entered.set()
+            result = yield Wait(None, gate.honor_cancellation, gate)
+            state.gate = None
+            if result == "terminated":
+                call.finish("abandoned")
+                yield Abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
+        if delay is not None and delay.when == "before":
+            call.provoked = call.provoked or not delay.honor_cancellation
+            result = yield Wait(delay.next(), delay.honor_cancellation)
+            if result in ("terminated", "closing"):
+                call.finish("abandoned")
+                yield Abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
+
+    def _after(self, full: str, call: ServerCall) -> Flow:
+        delay = self._delays.get(full)
+        if delay is not None and delay.when == "after":
+            call.provoked = True
+            try:
+                yield Wait(delay.next(), delay.honor_cancellation)
+            except BaseException:  # the RPC was cancelled under the wait (asyncio)
+                call.finish("ok", grpc.StatusCode.OK)  # the servicer ran; only its response waited
+                raise
+
+    def _fault(self, call: ServerCall, fault: Fault) -> Flow:
+        call.finish("aborted", fault.code, fault.details)
+        yield Abort(fault.code, fault.details)
+
+    def _unary_flow(self, full: str, call: ServerCall, state: CallState) -> Flow:
+        """A unary response: hold, delay, fault, the servicer, "after" delay; returns the response."""
+        yield from self._before(full, call, state)
+        fault = self._take_fault(full)
+        if fault is not None:
+            yield from self._fault(call, fault)
+        response = yield RUN
+        yield from self._after(full, call)
+        return response
+
+    def _stream_flow(self, full: str, call: ServerCall, state: CallState) -> Flow:
+        """A response stream: as unary, with the interval before each message and a fault after
+        ``after_messages`` messages."""
+        yield from self._before(full, call, state)
+        fault = self._take_fault(full)
+        if fault is not None and fault.after_messages == 0:
+            yield from self._fault(call, fault)
+        interval = self._intervals.get(full)
+        yield RUN
+        count = 0
+        while (message := (yield NEXT)) is not END:
+            if fault is not None and count >= fault.after_messages:
+                yield from self._fault(call, fault)
+            if interval is not None and (yield Wait(interval, True)) != "elapsed":
+                call.finish("abandoned")
+                yield Abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
+            yield Emit(message)
+            count += 1
+        if fault is not None:
+            yield from self._fault(call, fault)
+        yield from self._after(full, call)
+
+    def _unary_response(self, full: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        """The handler for a unary response, running ``_unary_flow`` around ``behaviour``."""
+        raise NotImplementedError
+
+    def _stream_response(self, full: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        """The handler for a response stream, running ``_stream_flow`` around ``behaviour``."""
+        raise NotImplementedError
+
+    def _wrap(self, method: str, handler: Any) -> Any:
+        """The recording, behaviour-injecting handler around ``handler`` (same shape)."""
+        kwargs = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary_response(method, handler.unary_unary), **kwargs
+            )
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                self._unary_response(method, handler.stream_unary), **kwargs
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream_response(method, handler.unary_stream), **kwargs
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            self._stream_response(method, handler.stream_stream), **kwargs
+        )

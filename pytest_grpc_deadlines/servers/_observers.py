@@ -1,0 +1,82 @@
+"""What the servers tell whoever records client calls: which targets they serve, which threads run
+their handlers, and each server call that carries the pairing header.
+
+The ``calls`` layer reads this and registers its listener; the servers never import that layer.
+Light on purpose (no grpc), so the recorder can import it at start-up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._records import ServerCall
+
+__all__ = [
+    "CALL_ID_HEADER",
+    "announce",
+    "bind",
+    "bound_targets",
+    "is_serving",
+    "on_call",
+    "serves",
+    "serving",
+    "unbind",
+]
+
+#: The request header that pairs a client call with the test server's record of it.
+CALL_ID_HEADER = "x-grpc-deadlines-call"
+
+_targets: set[str] = set()
+_listeners: list[Callable[[ServerCall], None]] = []
+_serving = threading.local()
+
+
+def bind(target: str) -> None:
+    """A server now serves ``target``."""
+    _targets.add(target)
+
+
+def unbind(target: str) -> None:
+    """The server on ``target`` is gone."""
+    _targets.discard(target)
+
+
+def serves(target: str) -> bool:
+    """Whether one of the plugin's servers is bound to ``target`` now."""
+    return target in _targets
+
+
+def bound_targets() -> frozenset[str]:
+    """Every target the plugin's servers are bound to now."""
+    return frozenset(_targets)
+
+
+def on_call(listener: Callable[[ServerCall], None]) -> None:
+    """Call ``listener`` with each server call that carries :data:`CALL_ID_HEADER`, as it starts."""
+    _listeners.append(listener)
+
+
+def announce(call: ServerCall) -> None:
+    """Tell the listeners of a paired server call."""
+    for listener in _listeners:
+        listener(call)
+
+
+@contextlib.contextmanager
+def serving() -> Iterator[None]:
+    """Mark this thread as running a handler of one of the plugin's servers."""
+    depth = getattr(_serving, "depth", 0)
+    _serving.depth = depth + 1
+    try:
+        yield
+    finally:
+        _serving.depth = depth
+
+
+def is_serving() -> bool:
+    """Whether this thread is running a handler of one of the plugin's servers."""
+    return bool(getattr(_serving, "depth", 0))

@@ -1,0 +1,287 @@
+"""A real in-process sync grpc server with controlled delays, gates and faults, and call records.
+
+Usable without pytest::
+
+    with GrpcTestServer() as server:
+        server.delay("pytest_grpc_deadlines.probe.v1.Probe/Unary", 0.5)
+        server.probe().Unary(ProbeRequest(), timeout=0.1)  # DEADLINE_EXCEEDED
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from types import TracebackType
+from typing import Any, cast
+
+import grpc
+
+from .._checks import check_optional_positive_int
+from ..cascade._cascade import DAGSTER, Cascade
+from ..probe import ProbeStub
+from ._core import (
+    DEFAULT_GRACE,
+    END,
+    NEXT,
+    RUN,
+    Abort,
+    CallState,
+    Effect,
+    Emit,
+    GateBase,
+    ServerBase,
+    Wait,
+    Wake,
+    settle,
+)
+from ._observers import serving
+from ._options import OptionsArg, ServicerPair, Transport
+from ._records import ServerCall
+
+__all__ = ["Gate", "GrpcTestServer"]
+
+
+class Gate(GateBase):
+    """Holds a method's calls until :meth:`release`; made by ``server.hold(method)``."""
+
+    _entered: threading.Event
+    _cancelled: threading.Event
+
+    def __init__(self, server: GrpcTestServer, method: str, honor_cancellation: bool) -> None:
+        super().__init__(server, method, honor_cancellation)
+        self._entered = threading.Event()
+        self._cancelled = threading.Event()
+
+    def wait_entered(self, timeout: float | None = None) -> bool:
+        """Block until a call reaches the gate; False on timeout."""
+        return self._entered.wait(timeout)
+
+    def wait_cancelled(self, timeout: float | None = None) -> bool:
+        """Block until the server sees a held call's client cancel or its deadline pass."""
+        return self._cancelled.wait(timeout)
+
+
+class _Interceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, server: GrpcTestServer) -> None:
+        self._server = server
+
+    def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
+        handler = continuation(details)
+        if handler is None:
+            return None
+        return self._server._wrap(details.method, handler)
+
+
+class GrpcTestServer(ServerBase):
+    """A sync grpc server for tests: TCP loopback on port 0, or a unix socket."""
+
+    def __init__(
+        self,
+        *servicers: ServicerPair,
+        transport: Transport = "tcp",
+        host: str = "127.0.0.1",
+        options: OptionsArg = None,
+        max_workers: int | None = None,
+        cascade: Cascade = DAGSTER,
+    ) -> None:
+        super().__init__(*servicers, transport=transport, host=host, options=options, cascade=cascade)
+        self._max_workers = check_optional_positive_int(max_workers, "max_workers") or 32
+        self._server: Any = None
+        self._executor: futures.ThreadPoolExecutor | None = None
+        self._channels: list[grpc.Channel] = []
+
+    # lifecycle -----------------------------------------------------------------------------
+    def start(self) -> GrpcTestServer:
+        if self._server is not None:
+            return self
+        self._closing = False
+        self._executor = futures.ThreadPoolExecutor(
+            self._max_workers, thread_name_prefix="grpc-deadlines-server"
+        )
+        server = grpc.server(
+            self._executor, interceptors=(_Interceptor(self),), options=self._server_options()
+        )
+        self._register(server)
+        try:
+            port = server.add_insecure_port(self._bind_address())
+            self._bound(port)
+        except BaseException:
+            server.stop(None)
+            self._executor.shutdown(wait=False)
+            raise
+        server.start()
+        self._server = server
+        return self
+
+    @property
+    def is_running(self) -> bool:
+        return self._server is not None
+
+    def stop(self, grace: float | None = DEFAULT_GRACE) -> None:
+        """Stop serving: in-flight calls get ``grace`` seconds (the cascade's grace by default;
+        None or 0 stop at once, as in grpc), then are cancelled. Returns once stopped."""
+        grace = self._stop_grace(grace)
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop(grace).wait()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+
+    def restart(self) -> GrpcTestServer:
+        """Stop at once and serve again on the same address."""
+        self.stop(None)
+        return self.start()
+
+    def close(self) -> None:
+        """Stop at once, release every held or sleeping handler, close channels, remove files."""
+        with self._cond:
+            self._closing = True
+        self._release_all()
+        self.close_channels()
+        self.stop(None)
+        self._remove_tmpdir()
+
+    def __enter__(self) -> GrpcTestServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # clients ---------------------------------------------------------------------------------
+    def channel(self, **options: Any) -> grpc.Channel:
+        """An insecure channel to this server, closed at teardown. Option names may drop the
+        ``grpc.`` prefix (``max_receive_message_length=1024``); the cascade's byte limits apply
+        unless overridden."""
+        channel = grpc.insecure_channel(self.target, options=self._channel_options(options))
+        self._channels.append(channel)
+        return channel
+
+    def probe(self, **options: Any) -> ProbeStub:
+        """A :class:`~pytest_grpc_deadlines.probe.ProbeStub` on a new :meth:`channel`."""
+        return ProbeStub(self.channel(**options))
+
+    def close_channels(self) -> None:
+        channels, self._channels = self._channels, []
+        for channel in channels:
+            channel.close()
+
+    # behaviour ------------------------------------------------------------------------------
+    def hold(self, method: str, *, honor_cancellation: bool = False) -> Gate:
+        """Hold ``method``'s calls at handler start until the gate is released. By default a
+        held call ignores the client going away, which is what reproduces a disagreement."""
+        return cast(Gate, self._hold(method, honor_cancellation))
+
+    def _new_gate(self, method: str, honor_cancellation: bool) -> Gate:
+        return Gate(self, method, honor_cancellation)
+
+    def _notify(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    # handling: the core's flows, run with a blocking wait on this worker thread ---------------
+    def _wait(self, state: CallState, wait: Wait) -> Wake:
+        end = None if wait.seconds is None else time.monotonic() + wait.seconds
+        with self._cond:
+            while (woken := self._woken(state, wait, end)) is None:
+                self._cond.wait(None if end is None else end - time.monotonic())
+        return woken
+
+    def _start(self, full: str, argument: Any, context: Any) -> tuple[ServerCall, CallState, Any]:
+        call, state = self._begin(full, context, context.invocation_metadata())
+        if not context.add_callback(lambda: self._terminated(call, state)):
+            self._terminated(call, state)
+        if isinstance(argument, Iterator):
+            return call, state, _FirstRecorded(argument, call)
+        call.request = argument
+        return call, state, argument
+
+    def _carry_out(self, state: CallState, context: Any, effect: Effect) -> Wake:
+        """A wait, or an abort (which raises)."""
+        if isinstance(effect, Wait):
+            return self._wait(state, effect)
+        if isinstance(effect, Abort):
+            context.abort(effect.code, effect.details)
+        raise AssertionError(f"a flow yielded {effect!r} where it cannot")
+
+    def _unary_response(self, full: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        def handle(argument: Any, context: Any) -> Any:
+            call, state, argument = self._start(full, argument, context)
+            flow = self._unary_flow(full, call, state)
+            try:
+                with serving():
+                    sent: Any = None
+                    while True:
+                        try:
+                            effect = flow.send(sent)
+                        except StopIteration as done:
+                            response = done.value
+                            break
+                        if effect is RUN:
+                            sent = behaviour(argument, context)
+                        else:
+                            sent = self._carry_out(state, context, effect)
+                settle(call, context)
+                return response
+            except Exception as exc:
+                settle(call, context, exc)
+                raise
+
+        return handle
+
+    def _stream_response(self, full: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        def handle(argument: Any, context: Any) -> Iterator[Any]:
+            call, state, argument = self._start(full, argument, context)
+            flow = self._stream_flow(full, call, state)
+            responses: Any = None
+            try:
+                # The generator runs on this one worker thread, so the mark holds across yields.
+                with serving():
+                    sent: Any = None
+                    while True:
+                        try:
+                            effect = flow.send(sent)
+                        except StopIteration:
+                            break
+                        if effect is RUN:
+                            responses, sent = iter(behaviour(argument, context)), None
+                        elif effect is NEXT:
+                            sent = next(responses, END)
+                        elif isinstance(effect, Emit):
+                            yield effect.message
+                            sent = None
+                        else:
+                            sent = self._carry_out(state, context, effect)
+                settle(call, context)
+            except GeneratorExit as exc:
+                settle(call, context, exc, cancelled=True)
+                raise
+            except Exception as exc:
+                settle(call, context, exc)
+                raise
+            finally:
+                close = getattr(responses, "close", None)
+                if close is not None:
+                    close()
+
+        return handle
+
+
+class _FirstRecorded(Iterator[Any]):
+    """A request iterator that records the first message on the call."""
+
+    def __init__(self, requests: Iterator[Any], call: ServerCall) -> None:
+        self._requests = requests
+        self._call = call
+        self._first = True
+
+    def __next__(self) -> Any:
+        message = next(self._requests)
+        if self._first:
+            self._first = False
+            self._call.request = message
+        return message
