@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
+import grpc.aio
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
@@ -86,8 +87,8 @@ def _message_class(pool: descriptor_pool.DescriptorPool, name: str) -> type[Mess
     get_class = getattr(message_factory, "GetMessageClass", None)
     if get_class is not None:  # protobuf >= 4.22
         cls: type[Message] = get_class(descriptor)
-    else:  # protobuf 3.20 to 4.21
-        cls = message_factory.MessageFactory(pool).GetPrototype(descriptor)
+    else:  # protobuf 3.20 to 4.21 (the stubs know only the newest protobuf)
+        cls = getattr(message_factory.MessageFactory(pool), "GetPrototype")(descriptor)  # noqa: B009
     return cls
 
 
@@ -98,6 +99,9 @@ ProbeResponse: Any = _message_class(_POOL, "ProbeResponse")
 #: The service descriptor, usable with grpcio-testing.
 PROBE_SERVICE: ServiceDescriptor = _POOL.FindServiceByName(PROBE_SERVICE_NAME)
 
+if TYPE_CHECKING:
+    _AioContext = grpc.aio.ServicerContext[Any, Any]
+
 _METHODS = {
     "Unary": (False, False),
     "ServerStream": (False, True),
@@ -106,7 +110,7 @@ _METHODS = {
 }
 
 
-def deadline_seconds(context: Any) -> float | None:
+def deadline_seconds(context: grpc.ServicerContext | _AioContext) -> float | None:
     """Seconds left before the client's deadline, or None when the client set none."""
     remaining = context.time_remaining()
     if remaining is None or remaining > _NO_DEADLINE_ABOVE:
@@ -119,25 +123,48 @@ def _serialize(message: Any) -> bytes:
     return data
 
 
-class _Stub:
-    def __init__(self, channel: Any) -> None:
-        prefix = f"/{PROBE_SERVICE_NAME}/"
-        kw = {"request_serializer": _serialize, "response_deserializer": ProbeResponse.FromString}
-        self.Unary = channel.unary_unary(prefix + "Unary", **kw)
-        self.ServerStream = channel.unary_stream(prefix + "ServerStream", **kw)
-        self.ClientStream = channel.stream_unary(prefix + "ClientStream", **kw)
-        self.Bidi = channel.stream_stream(prefix + "Bidi", **kw)
+if TYPE_CHECKING:  # grpc's classes are generic in its stubs only
+    _Unary = grpc.UnaryUnaryMultiCallable[Any, Any]
+    _ServerStream = grpc.UnaryStreamMultiCallable[Any, Any]
+    _ClientStream = grpc.StreamUnaryMultiCallable[Any, Any]
+    _Bidi = grpc.StreamStreamMultiCallable[Any, Any]
+_CODEC: dict[str, Any] = {
+    "request_serializer": _serialize,
+    "response_deserializer": ProbeResponse.FromString,
+}
 
 
-class ProbeStub(_Stub):
+class ProbeStub:
     """Client of the probe service on a ``grpc.Channel``."""
 
+    def __init__(self, channel: grpc.Channel) -> None:
+        prefix = f"/{PROBE_SERVICE_NAME}/"
+        self.Unary: _Unary = channel.unary_unary(prefix + "Unary", **_CODEC)
+        self.ServerStream: _ServerStream = channel.unary_stream(prefix + "ServerStream", **_CODEC)
+        self.ClientStream: _ClientStream = channel.stream_unary(prefix + "ClientStream", **_CODEC)
+        self.Bidi: _Bidi = channel.stream_stream(prefix + "Bidi", **_CODEC)
 
-class ProbeAioStub(_Stub):
+
+class ProbeAioStub:
     """Client of the probe service on a ``grpc.aio.Channel``."""
 
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        prefix = f"/{PROBE_SERVICE_NAME}/"
+        self.Unary: grpc.aio.UnaryUnaryMultiCallable[Any, Any] = channel.unary_unary(
+            prefix + "Unary", **_CODEC
+        )
+        self.ServerStream: grpc.aio.UnaryStreamMultiCallable[Any, Any] = channel.unary_stream(
+            prefix + "ServerStream", **_CODEC
+        )
+        self.ClientStream: grpc.aio.StreamUnaryMultiCallable[Any, Any] = channel.stream_unary(
+            prefix + "ClientStream", **_CODEC
+        )
+        self.Bidi: grpc.aio.StreamStreamMultiCallable[Any, Any] = channel.stream_stream(
+            prefix + "Bidi", **_CODEC
+        )
 
-def _response(request: Any, index: int, context: Any) -> Any:
+
+def _response(request: Any, index: int, context: grpc.ServicerContext | _AioContext) -> Any:
     deadline = deadline_seconds(context)
     return ProbeResponse(
         index=index,
@@ -152,7 +179,7 @@ class ProbeServicer:
     picks the matching handlers)."""
 
     # sync handlers -----------------------------------------------------------------------
-    def _wait(self, seconds: float, context: Any) -> bool:
+    def _wait(self, seconds: float, context: grpc.ServicerContext) -> bool:
         """Sleep up to ``seconds``; False when the call ended first."""
         if seconds <= 0:
             return bool(context.is_active())
@@ -161,17 +188,17 @@ class ProbeServicer:
             return False
         return not ended.wait(seconds) and bool(context.is_active())
 
-    def _finish(self, request: Any, context: Any) -> None:
+    def _finish(self, request: Any, context: grpc.ServicerContext) -> None:
         if request.status_code:
             context.abort(_status(request.status_code), request.status_details)
 
-    def Unary(self, request: Any, context: Any) -> Any:
+    def Unary(self, request: Any, context: grpc.ServicerContext) -> Any:
         if not self._wait(request.delay_seconds, context):
             return ProbeResponse()
         self._finish(request, context)
         return _response(request, 0, context)
 
-    def ServerStream(self, request: Any, context: Any) -> Iterator[Any]:
+    def ServerStream(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         if not self._wait(request.delay_seconds, context):
             return
         for index in range(request.responses):
@@ -182,7 +209,7 @@ class ProbeServicer:
             yield _response(request, index, context)
         self._finish(request, context)
 
-    def ClientStream(self, requests: Iterator[Any], context: Any) -> Any:
+    def ClientStream(self, requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
         last, count = ProbeRequest(), 0
         for request in requests:
             last, count = request, count + 1
@@ -191,7 +218,7 @@ class ProbeServicer:
         self._finish(last, context)
         return _response(last, count, context)
 
-    def Bidi(self, requests: Iterator[Any], context: Any) -> Iterator[Any]:
+    def Bidi(self, requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
         for index, request in enumerate(requests):
             if not self._wait(request.delay_seconds, context):
                 return
@@ -202,23 +229,23 @@ class ProbeServicer:
                 self._finish(request, context)
 
     # asyncio handlers ----------------------------------------------------------------------
-    async def _aio_finish(self, request: Any, context: Any) -> None:
+    async def _aio_finish(self, request: Any, context: _AioContext) -> None:
         if request.status_code:
             await context.abort(_status(request.status_code), request.status_details)
 
-    async def aio_Unary(self, request: Any, context: Any) -> Any:
+    async def aio_Unary(self, request: Any, context: _AioContext) -> Any:
         await asyncio.sleep(max(0.0, request.delay_seconds))
         await self._aio_finish(request, context)
         return _response(request, 0, context)
 
-    async def aio_ServerStream(self, request: Any, context: Any) -> AsyncIterator[Any]:
+    async def aio_ServerStream(self, request: Any, context: _AioContext) -> AsyncIterator[Any]:
         await asyncio.sleep(max(0.0, request.delay_seconds))
         for index in range(request.responses):
             await asyncio.sleep(max(0.0, request.interval_seconds))
             yield _response(request, index, context)
         await self._aio_finish(request, context)
 
-    async def aio_ClientStream(self, requests: AsyncIterator[Any], context: Any) -> Any:
+    async def aio_ClientStream(self, requests: AsyncIterator[Any], context: _AioContext) -> Any:
         last, count = ProbeRequest(), 0
         async for request in requests:
             last, count = request, count + 1
@@ -226,7 +253,7 @@ class ProbeServicer:
         await self._aio_finish(last, context)
         return _response(last, count, context)
 
-    async def aio_Bidi(self, requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
+    async def aio_Bidi(self, requests: AsyncIterator[Any], context: _AioContext) -> AsyncIterator[Any]:
         index = 0
         async for request in requests:
             await asyncio.sleep(max(0.0, request.delay_seconds))
@@ -251,13 +278,13 @@ def _status(number: int) -> grpc.StatusCode:
     return code
 
 
-def _is_aio(server: Any) -> bool:
+def _is_aio(server: object) -> bool:
     aio = getattr(grpc, "aio", None)
     server = getattr(server, "_grpc_deadlines_target", server)  # the server behind a wrapper
     return aio is not None and isinstance(server, aio.Server)
 
 
-def add_ProbeServicer_to_server(servicer: ProbeServicer, server: Any) -> None:
+def add_ProbeServicer_to_server(servicer: ProbeServicer, server: grpc.Server | grpc.aio.Server) -> None:
     """Register ``servicer`` on a sync or ``grpc.aio`` server."""
     aio = _is_aio(server)
     factories: dict[tuple[bool, bool], Callable[..., Any]] = {

@@ -19,6 +19,7 @@ The only objects the recording inspects are grpc's own, through these hooks.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import threading
 import weakref
 from collections.abc import Callable
@@ -249,9 +250,10 @@ def install() -> None:
         _depth += 1
         if _depth > 1:
             return
-        from grpc import _channel
-        from grpc.aio import _call as aio_call
-        from grpc.aio import _channel as aio_channel
+        # grpc's own classes, which its stubs do not describe
+        _channel = importlib.import_module("grpc._channel")
+        aio_call = importlib.import_module("grpc.aio._call")
+        aio_channel = importlib.import_module("grpc.aio._channel")
 
         planned: list[tuple[Any, str, str, Callable[[_Patch], Callable[..., Any]]]] = [
             (_channel, "Channel", "__init__", _channel_init(1)),

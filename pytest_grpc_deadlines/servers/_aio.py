@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import grpc
 import grpc.aio
@@ -24,11 +24,13 @@ from ._core import (
     NEXT,
     RUN,
     Abort,
+    Behaviour,
     CallState,
     Effect,
     Emit,
     Flow,
     GateBase,
+    Grace,
     ServerBase,
     Wait,
     Wake,
@@ -36,6 +38,11 @@ from ._core import (
 )
 from ._options import OptionsArg, ServicerPair, Transport
 from ._records import ServerCall
+
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+if TYPE_CHECKING:  # generic in grpc's stubs only
+    _Context = grpc.aio.ServicerContext[Any, Any]
 
 __all__ = ["AioGate", "AioGrpcTestServer"]
 
@@ -68,7 +75,7 @@ async def _wait_event(event: asyncio.Event, timeout: float | None) -> bool:
     return True
 
 
-def _rpc_done(context: Any) -> bool:
+def _rpc_done(context: object) -> bool:
     """Whether grpc already ended the RPC (its cancellation can precede the handler)."""
     done = getattr(context, "done", None)
     return bool(done()) if callable(done) else False
@@ -80,11 +87,17 @@ def _rpc_done(context: Any) -> bool:
 _POLL_SECONDS = 0.05
 
 
-class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class _Interceptor(grpc.aio.ServerInterceptor):
     def __init__(self, server: AioGrpcTestServer) -> None:
         self._server = server
 
-    async def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[_Req, _Resp] | None]
+        ],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[_Req, _Resp] | None:
         handler = await continuation(details)
         if handler is None:
             return None
@@ -103,7 +116,7 @@ class AioGrpcTestServer(ServerBase):
         cascade: Cascade = DAGSTER,
     ) -> None:
         super().__init__(*servicers, transport=transport, host=host, options=options, cascade=cascade)
-        self._server: Any = None
+        self._server: grpc.aio.Server | None = None
         self._channels: list[grpc.aio.Channel] = []
         self._changed = asyncio.Event()
 
@@ -127,7 +140,7 @@ class AioGrpcTestServer(ServerBase):
     def is_running(self) -> bool:
         return self._server is not None
 
-    async def stop(self, grace: float | None = DEFAULT_GRACE) -> None:
+    async def stop(self, grace: Grace = DEFAULT_GRACE) -> None:
         """Stop serving: in-flight calls get ``grace`` seconds (the cascade's grace by default;
         None or 0 stop at once), then are cancelled."""
         grace = self._stop_grace(grace)
@@ -157,13 +170,13 @@ class AioGrpcTestServer(ServerBase):
         await self.close()
 
     # clients --------------------------------------------------------------------------------
-    def channel(self, **options: Any) -> grpc.aio.Channel:
+    def channel(self, **options: object) -> grpc.aio.Channel:
         """A ``grpc.aio`` channel to this server, closed at teardown (see the sync server)."""
         channel = grpc.aio.insecure_channel(self.target, options=self._channel_options(options))
         self._channels.append(channel)
         return channel
 
-    def probe(self, **options: Any) -> ProbeAioStub:
+    def probe(self, **options: object) -> ProbeAioStub:
         return ProbeAioStub(self.channel(**options))
 
     async def close_channels(self) -> None:
@@ -207,7 +220,7 @@ class AioGrpcTestServer(ServerBase):
                 if uncancel is not None:
                     uncancel()
 
-    def _start(self, full: str, argument: Any, context: Any) -> tuple[ServerCall, CallState, Any]:
+    def _start(self, full: str, argument: object, context: _Context) -> tuple[ServerCall, CallState, object]:
         call, state = self._begin(full, context, context.invocation_metadata())
         add_done_callback = getattr(context, "add_done_callback", None)
         if add_done_callback is not None:
@@ -215,8 +228,8 @@ class AioGrpcTestServer(ServerBase):
         return call, state, _record_first(argument, call)
 
     async def _carry_out(
-        self, flow: Flow, call: ServerCall, state: CallState, context: Any, effect: Effect
-    ) -> Any:
+        self, flow: Flow, call: ServerCall, state: CallState, context: _Context, effect: Effect
+    ) -> Wake:
         """Carry out a wait or an abort (which raises); what the flow receives next, or what it
         yields after the wait was cancelled under it."""
         if isinstance(effect, Abort):
@@ -230,7 +243,7 @@ class AioGrpcTestServer(ServerBase):
             raise
 
     @staticmethod
-    def _settle(call: ServerCall, context: Any, exc: BaseException | None) -> None:
+    def _settle(call: ServerCall, context: _Context, exc: BaseException | None) -> None:
         settle(
             call,
             context,
@@ -239,12 +252,12 @@ class AioGrpcTestServer(ServerBase):
             aborted=isinstance(exc, grpc.aio.AbortError),
         )
 
-    def _unary_response(self, full: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
-        async def handle(argument: Any, context: Any) -> Any:
+    def _unary_response(self, full: str, behaviour: Behaviour) -> Behaviour:
+        async def handle(argument: object, context: _Context) -> object:
             call, state, argument = self._start(full, argument, context)
             flow = self._unary_flow(full, call, state)
             try:
-                sent: Any = None
+                sent: object = None
                 while True:
                     try:
                         effect = flow.send(sent)
@@ -263,23 +276,24 @@ class AioGrpcTestServer(ServerBase):
 
         return handle
 
-    def _stream_response(self, full: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
-        async def handle(argument: Any, context: Any) -> AsyncIterator[Any]:
+    def _stream_response(self, full: str, behaviour: Behaviour) -> Behaviour:
+        async def handle(argument: object, context: _Context) -> AsyncIterator[object]:
             call, state, argument = self._start(full, argument, context)
             flow = self._stream_flow(full, call, state)
-            responses: Any = None
+            responses: AsyncIterator[object] = _no_messages()
             try:
-                sent: Any = None
+                sent: object = None
                 while True:
                     try:
                         effect = flow.send(sent)
                     except StopIteration:
                         break
                     if effect is RUN:
-                        responses, sent = behaviour(argument, context), None
-                        if not hasattr(responses, "__aiter__"):  # it writes with context.write()
-                            await responses
-                            responses = _no_messages()
+                        result, sent = behaviour(argument, context), None
+                        if hasattr(result, "__aiter__"):
+                            responses = result
+                        else:  # a servicer that writes with context.write()
+                            await result
                     elif effect is NEXT:
                         sent = await anext(responses, END)
                     elif isinstance(effect, Emit):
@@ -295,17 +309,17 @@ class AioGrpcTestServer(ServerBase):
         return handle
 
 
-async def _no_messages() -> AsyncIterator[Any]:
+async def _no_messages() -> AsyncIterator[object]:
     return
     yield
 
 
-def _record_first(argument: Any, call: ServerCall) -> Any:
+def _record_first(argument: object, call: ServerCall) -> object:
     if not hasattr(argument, "__aiter__"):
         call.request = argument
         return argument
 
-    async def recorded() -> AsyncIterator[Any]:
+    async def recorded() -> AsyncIterator[object]:
         async for message in argument:
             if call.request is None:
                 call.request = message

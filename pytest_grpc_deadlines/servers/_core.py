@@ -3,17 +3,19 @@ makes. The sync and asyncio servers supply only their waiting primitive and grpc
 
 from __future__ import annotations
 
+import enum
 import os
 import shutil
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 import grpc
+import grpc.aio
 
 from .._checks import check_flag
 from .._errors import ArgumentError, ServerStateError
@@ -40,19 +42,29 @@ __all__ = [
     "RESET_DETAILS",
     "RUN",
     "Abort",
+    "Behaviour",
     "CallState",
     "Emit",
     "Flow",
     "GateBase",
+    "Grace",
     "ServerBase",
+    "Steps",
     "Wait",
     "Wake",
     "note_probe_delay",
     "settle",
 ]
 
+
+class _Default(enum.Enum):
+    GRACE = "the cascade's grace"
+
+
 #: ``stop()`` without an argument uses the cascade's grace setting.
-DEFAULT_GRACE: Any = object()
+DEFAULT_GRACE: Final = _Default.GRACE
+#: What ``stop(grace=...)`` takes: seconds, None (stop at once), or the cascade's grace.
+Grace = float | None | Literal[_Default.GRACE]
 
 #: The details of a call abandoned before its servicer ran (``reset()`` or ``close()`` during its
 #: delay, or its client gone): it ends CANCELLED, not OK with a response the servicer never made.
@@ -117,22 +129,33 @@ class _Marker:
 
 
 #: Run the servicer (a unary response: the flow receives it); for a response stream, start it.
-RUN: Any = _Marker("RUN")
+RUN: Final = _Marker("RUN")
 #: Take the response stream's next message (the flow receives it, or END).
-NEXT: Any = _Marker("NEXT")
+NEXT: Final = _Marker("NEXT")
 #: What NEXT receives once the response stream is exhausted.
-END: Any = _Marker("END")
+END: Final = _Marker("END")
 
 
 @dataclass(frozen=True)
 class Emit:
     """Send ``message`` to the client (a response stream)."""
 
-    message: Any
+    message: object
 
 
 Effect = Wait | Abort | Emit | _Marker
-Flow = Generator[Effect, Any, Any]
+#: A call's handling: yields effects, receives what each gave (a Wake, the servicer's response, the
+#: next message or END), returns the unary response.
+Flow = Generator[Effect, object, object]
+#: Part of a flow, or a response stream's flow: returns nothing.
+Steps = Generator[Effect, object, None]
+#: A servicer method (``behaviour``) of any message types, or the handler that wraps it.
+Behaviour = Callable[[Any, Any], Any]
+if TYPE_CHECKING:  # grpc's classes are generic in its stubs only
+    #: grpc's servicer context, sync or asyncio.
+    Context = grpc.ServicerContext | grpc.aio.ServicerContext[Any, Any]
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
 
 
 @dataclass
@@ -140,7 +163,7 @@ class CallState:
     """What the server knows of one call while it runs."""
 
     generation: int
-    context: Any = None
+    context: Context | None = None
     terminated: bool = False
     gate: GateBase | None = None
 
@@ -169,7 +192,7 @@ class GateBase:
         return f"{type(self).__name__}({self.method}, entered={self.entered}, released={self.released})"
 
 
-def context_code(context: Any) -> grpc.StatusCode | None:
+def context_code(context: object) -> grpc.StatusCode | None:
     """The status the servicer set on ``context`` (None when it set none or cannot say)."""
     code = getattr(context, "code", None)
     if callable(code):
@@ -184,7 +207,7 @@ def context_code(context: Any) -> grpc.StatusCode | None:
     return None
 
 
-def context_details(context: Any) -> str | None:
+def context_details(context: object) -> str | None:
     """The details the servicer set on ``context``."""
     details = getattr(context, "details", None)
     if callable(details):
@@ -268,14 +291,14 @@ class ServerBase:
         self._gates: dict[str, GateBase] = {}
 
     # configuration -------------------------------------------------------------------------
-    def _server_options(self) -> list[tuple[str, Any]]:
+    def _server_options(self) -> list[tuple[str, object]]:
         resolved = self._cascade.resolve(os.environ)
         # grpc takes the first of repeated options: merge, so the caller's options win
-        options: dict[str, Any] = {"grpc.so_reuseport": 0, **dict(byte_limit_options(resolved))}
+        options: dict[str, object] = {"grpc.so_reuseport": 0, **dict(byte_limit_options(resolved))}
         options.update(self._user_options)
         return list(options.items())
 
-    def limits_key(self) -> tuple[tuple[str, Any], ...]:
+    def limits_key(self) -> tuple[tuple[str, object], ...]:
         """The options grpc fixes at creation, for deciding whether a server can be reused."""
         return tuple(self._server_options())
 
@@ -292,7 +315,7 @@ class ServerBase:
         host = f"[{self._host}]" if ":" in self._host else self._host
         return f"{host}:{port}"
 
-    def _register(self, server: Any) -> None:
+    def _register(self, server: grpc.Server | grpc.aio.Server) -> None:
         for add, servicer in self._servicers:
             capture = Capture(server)
             add(servicer, capture)
@@ -345,14 +368,14 @@ class ServerBase:
             return method if method.startswith("/") else f"/{method}"
         return method_name(method, self._methods)
 
-    def _channel_options(self, options: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    def _channel_options(self, options: Mapping[str, object]) -> list[tuple[str, object]]:
         resolved = self._cascade.resolve(os.environ)
-        merged: dict[str, Any] = dict(byte_limit_options(resolved))
+        merged: dict[str, object] = dict(byte_limit_options(resolved))
         for key, value in options.items():
             merged[key if "." in key else f"grpc.{key}"] = value
         return list(merged.items())
 
-    def _stop_grace(self, grace: Any) -> float | None:
+    def _stop_grace(self, grace: Grace) -> float | None:
         """The grace ``stop()`` hands grpc: the cascade's by default, else checked here, since
         grpc takes any value and fails later on a thread of its own."""
         if grace is DEFAULT_GRACE:
@@ -464,11 +487,13 @@ class ServerBase:
         self._notify()
 
     # handling -------------------------------------------------------------------------------
-    def _begin(self, method: str, context: Any, metadata: Any) -> tuple[ServerCall, CallState]:
+    def _begin(
+        self, method: str, context: Context, metadata: Iterable[tuple[str, str | bytes]] | None
+    ) -> tuple[ServerCall, CallState]:
         """The record and state of a call that reached its handler."""
         call = ServerCall(
             method=method.lstrip("/"),
-            metadata=tuple((m.key, m.value) for m in (metadata or ())),
+            metadata=tuple((key, value) for key, value in (metadata or ())),
             deadline=deadline_seconds(context),
         )
         with self._cond:
@@ -499,7 +524,7 @@ class ServerBase:
             return "elapsed"
         return None
 
-    def _before(self, full: str, call: ServerCall, state: CallState) -> Flow:
+    def _before(self, full: str, call: ServerCall, state: CallState) -> Steps:
         """Hold and "before" delay; an abandoned call ends CANCELLED."""
         with self._cond:
             gate = self._gates.get(full)
@@ -524,7 +549,7 @@ class ServerBase:
                 call.finish("abandoned")
                 yield Abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
 
-    def _after(self, full: str, call: ServerCall) -> Flow:
+    def _after(self, full: str, call: ServerCall) -> Steps:
         delay = self._delays.get(full)
         if delay is not None and delay.when == "after":
             call.provoked = True
@@ -534,7 +559,7 @@ class ServerBase:
                 call.finish("ok", grpc.StatusCode.OK)  # the servicer ran; only its response waited
                 raise
 
-    def _fault(self, call: ServerCall, fault: Fault) -> Flow:
+    def _fault(self, call: ServerCall, fault: Fault) -> Steps:
         call.finish("aborted", fault.code, fault.details)
         yield Abort(fault.code, fault.details)
 
@@ -548,7 +573,7 @@ class ServerBase:
         yield from self._after(full, call)
         return response
 
-    def _stream_flow(self, full: str, call: ServerCall, state: CallState) -> Flow:
+    def _stream_flow(self, full: str, call: ServerCall, state: CallState) -> Steps:
         """A response stream: as unary, with the interval before each message and a fault after
         ``after_messages`` messages."""
         yield from self._before(full, call, state)
@@ -570,32 +595,32 @@ class ServerBase:
             yield from self._fault(call, fault)
         yield from self._after(full, call)
 
-    def _unary_response(self, full: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+    def _unary_response(self, full: str, behaviour: Behaviour) -> Behaviour:
         """The handler for a unary response, running ``_unary_flow`` around ``behaviour``."""
         raise NotImplementedError
 
-    def _stream_response(self, full: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+    def _stream_response(self, full: str, behaviour: Behaviour) -> Behaviour:
         """The handler for a response stream, running ``_stream_flow`` around ``behaviour``."""
         raise NotImplementedError
 
-    def _wrap(self, method: str, handler: Any) -> Any:
+    def _wrap(
+        self, method: str, handler: grpc.RpcMethodHandler[_Req, _Resp]
+    ) -> grpc.RpcMethodHandler[_Req, _Resp]:
         """The recording, behaviour-injecting handler around ``handler`` (same shape)."""
-        kwargs = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
+        decode, encode = handler.request_deserializer, handler.response_serializer
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary_response(method, handler.unary_unary), **kwargs
+                self._unary_response(method, handler.unary_unary), decode, encode
             )
         if handler.stream_unary is not None:
             return grpc.stream_unary_rpc_method_handler(
-                self._unary_response(method, handler.stream_unary), **kwargs
+                self._unary_response(method, handler.stream_unary), decode, encode
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._stream_response(method, handler.unary_stream), **kwargs
+                self._stream_response(method, handler.unary_stream), decode, encode
             )
+        assert handler.stream_stream is not None, handler  # grpc sets exactly one of the four
         return grpc.stream_stream_rpc_method_handler(
-            self._stream_response(method, handler.stream_stream), **kwargs
+            self._stream_response(method, handler.stream_stream), decode, encode
         )

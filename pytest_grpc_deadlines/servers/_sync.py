@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from types import TracebackType
-from typing import Any, cast
+from typing import TypeVar, cast
 
 import grpc
 
@@ -27,10 +27,12 @@ from ._core import (
     NEXT,
     RUN,
     Abort,
+    Behaviour,
     CallState,
     Effect,
     Emit,
     GateBase,
+    Grace,
     ServerBase,
     Wait,
     Wake,
@@ -39,6 +41,9 @@ from ._core import (
 from ._observers import serving
 from ._options import OptionsArg, ServicerPair, Transport
 from ._records import ServerCall
+
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
 
 __all__ = ["Gate", "GrpcTestServer"]
 
@@ -63,11 +68,15 @@ class Gate(GateBase):
         return self._cancelled.wait(timeout)
 
 
-class _Interceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class _Interceptor(grpc.ServerInterceptor):
     def __init__(self, server: GrpcTestServer) -> None:
         self._server = server
 
-    def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[_Req, _Resp] | None],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[_Req, _Resp] | None:
         handler = continuation(details)
         if handler is None:
             return None
@@ -88,7 +97,7 @@ class GrpcTestServer(ServerBase):
     ) -> None:
         super().__init__(*servicers, transport=transport, host=host, options=options, cascade=cascade)
         self._max_workers = check_optional_positive_int(max_workers, "max_workers") or 32
-        self._server: Any = None
+        self._server: grpc.Server | None = None
         self._executor: futures.ThreadPoolExecutor | None = None
         self._channels: list[grpc.Channel] = []
 
@@ -101,7 +110,7 @@ class GrpcTestServer(ServerBase):
             self._max_workers, thread_name_prefix="grpc-deadlines-server"
         )
         server = grpc.server(
-            self._executor, interceptors=(_Interceptor(self),), options=self._server_options()
+            self._executor, interceptors=[_Interceptor(self)], options=self._server_options()
         )
         self._register(server)
         try:
@@ -119,7 +128,7 @@ class GrpcTestServer(ServerBase):
     def is_running(self) -> bool:
         return self._server is not None
 
-    def stop(self, grace: float | None = DEFAULT_GRACE) -> None:
+    def stop(self, grace: Grace = DEFAULT_GRACE) -> None:
         """Stop serving: in-flight calls get ``grace`` seconds (the cascade's grace by default;
         None or 0 stop at once, as in grpc), then are cancelled. Returns once stopped."""
         grace = self._stop_grace(grace)
@@ -153,7 +162,7 @@ class GrpcTestServer(ServerBase):
         self.close()
 
     # clients ---------------------------------------------------------------------------------
-    def channel(self, **options: Any) -> grpc.Channel:
+    def channel(self, **options: object) -> grpc.Channel:
         """An insecure channel to this server, closed at teardown. Option names may drop the
         ``grpc.`` prefix (``max_receive_message_length=1024``); the cascade's byte limits apply
         unless overridden."""
@@ -161,7 +170,7 @@ class GrpcTestServer(ServerBase):
         self._channels.append(channel)
         return channel
 
-    def probe(self, **options: Any) -> ProbeStub:
+    def probe(self, **options: object) -> ProbeStub:
         """A :class:`~pytest_grpc_deadlines.probe.ProbeStub` on a new :meth:`channel`."""
         return ProbeStub(self.channel(**options))
 
@@ -191,7 +200,9 @@ class GrpcTestServer(ServerBase):
                 self._cond.wait(None if end is None else end - time.monotonic())
         return woken
 
-    def _start(self, full: str, argument: Any, context: Any) -> tuple[ServerCall, CallState, Any]:
+    def _start(
+        self, full: str, argument: object, context: grpc.ServicerContext
+    ) -> tuple[ServerCall, CallState, object]:
         call, state = self._begin(full, context, context.invocation_metadata())
         if not context.add_callback(lambda: self._terminated(call, state)):
             self._terminated(call, state)
@@ -200,7 +211,7 @@ class GrpcTestServer(ServerBase):
         call.request = argument
         return call, state, argument
 
-    def _carry_out(self, state: CallState, context: Any, effect: Effect) -> Wake:
+    def _carry_out(self, state: CallState, context: grpc.ServicerContext, effect: Effect) -> Wake:
         """A wait, or an abort (which raises)."""
         if isinstance(effect, Wait):
             return self._wait(state, effect)
@@ -208,13 +219,13 @@ class GrpcTestServer(ServerBase):
             context.abort(effect.code, effect.details)
         raise AssertionError(f"a flow yielded {effect!r} where it cannot")
 
-    def _unary_response(self, full: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
-        def handle(argument: Any, context: Any) -> Any:
+    def _unary_response(self, full: str, behaviour: Behaviour) -> Behaviour:
+        def handle(argument: object, context: grpc.ServicerContext) -> object:
             call, state, argument = self._start(full, argument, context)
             flow = self._unary_flow(full, call, state)
             try:
                 with serving():
-                    sent: Any = None
+                    sent: object = None
                     while True:
                         try:
                             effect = flow.send(sent)
@@ -233,15 +244,15 @@ class GrpcTestServer(ServerBase):
 
         return handle
 
-    def _stream_response(self, full: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
-        def handle(argument: Any, context: Any) -> Iterator[Any]:
+    def _stream_response(self, full: str, behaviour: Behaviour) -> Behaviour:
+        def handle(argument: object, context: grpc.ServicerContext) -> Iterator[object]:
             call, state, argument = self._start(full, argument, context)
             flow = self._stream_flow(full, call, state)
-            responses: Any = None
+            responses: Iterator[object] = iter(())
             try:
                 # The generator runs on this one worker thread, so the mark holds across yields.
                 with serving():
-                    sent: Any = None
+                    sent: object = None
                     while True:
                         try:
                             effect = flow.send(sent)
@@ -271,15 +282,15 @@ class GrpcTestServer(ServerBase):
         return handle
 
 
-class _FirstRecorded(Iterator[Any]):
+class _FirstRecorded(Iterator[object]):
     """A request iterator that records the first message on the call."""
 
-    def __init__(self, requests: Iterator[Any], call: ServerCall) -> None:
+    def __init__(self, requests: Iterator[object], call: ServerCall) -> None:
         self._requests = requests
         self._call = call
         self._first = True
 
-    def __next__(self) -> Any:
+    def __next__(self) -> object:
         message = next(self._requests)
         if self._first:
             self._first = False
