@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -26,12 +27,12 @@ from ._core import (
     Abort,
     Behaviour,
     CallState,
-    Effect,
     Emit,
     Flow,
     GateBase,
     Grace,
     ServerBase,
+    Start,
     Wait,
     Wake,
     settle,
@@ -227,21 +228,6 @@ class AioGrpcTestServer(ServerBase):
             add_done_callback(lambda _: self._terminated(call, state))
         return call, state, _record_first(argument, call)
 
-    async def _carry_out(
-        self, flow: Flow, call: ServerCall, state: CallState, context: _Context, effect: Effect
-    ) -> Wake:
-        """Carry out a wait or an abort (which raises); what the flow receives next, or what it
-        yields after the wait was cancelled under it."""
-        if isinstance(effect, Abort):
-            await context.abort(effect.code, effect.details)
-        if not isinstance(effect, Wait):
-            raise AssertionError(f"a flow yielded {effect!r} where it cannot")
-        try:
-            return await self._wait(call, state, effect)
-        except asyncio.CancelledError as exc:
-            flow.throw(exc)  # the flow records what it must, then re-raises
-            raise
-
     @staticmethod
     def _settle(call: ServerCall, context: _Context, exc: BaseException | None) -> None:
         settle(
@@ -252,22 +238,47 @@ class AioGrpcTestServer(ServerBase):
             aborted=isinstance(exc, grpc.aio.AbortError),
         )
 
+    async def _run(
+        self, flow: Flow, call: ServerCall, state: CallState, context: _Context, start: Start, stream: bool
+    ) -> AsyncGenerator[object, None]:
+        """Carry out ``flow``'s effects; yields the messages it sends."""
+        responses: AsyncIterator[object] = _no_messages()
+        sent: object = None
+        while True:
+            try:
+                effect = flow.send(sent)
+            except StopIteration:
+                return
+            sent = None
+            if effect is RUN:
+                result = start()
+                if not stream:
+                    sent = await result
+                elif hasattr(result, "__aiter__"):
+                    responses = result
+                else:  # a servicer that writes with context.write()
+                    await result
+            elif effect is NEXT:
+                sent = await anext(responses, END)
+            elif isinstance(effect, Emit):
+                yield effect.message
+            elif isinstance(effect, Abort):
+                await context.abort(effect.code, effect.details)
+            elif isinstance(effect, Wait):
+                try:
+                    sent = await self._wait(call, state, effect)
+                except asyncio.CancelledError as exc:
+                    flow.throw(exc)  # the flow records what it must, then re-raises
+                    raise
+
     def _unary_response(self, full: str, behaviour: Behaviour) -> Behaviour:
         async def handle(argument: object, context: _Context) -> object:
             call, state, argument = self._start(full, argument, context)
             flow = self._unary_flow(full, call, state)
             try:
-                sent: object = None
-                while True:
-                    try:
-                        effect = flow.send(sent)
-                    except StopIteration as done:
-                        response = done.value
-                        break
-                    if effect is RUN:
-                        sent = await behaviour(argument, context)
-                    else:
-                        sent = await self._carry_out(flow, call, state, context, effect)
+                start = lambda: behaviour(argument, context)  # noqa: E731
+                async with aclosing(self._run(flow, call, state, context, start, False)) as messages:
+                    [response] = [message async for message in messages]
             except BaseException as exc:
                 self._settle(call, context, exc)
                 raise
@@ -280,27 +291,11 @@ class AioGrpcTestServer(ServerBase):
         async def handle(argument: object, context: _Context) -> AsyncIterator[object]:
             call, state, argument = self._start(full, argument, context)
             flow = self._stream_flow(full, call, state)
-            responses: AsyncIterator[object] = _no_messages()
             try:
-                sent: object = None
-                while True:
-                    try:
-                        effect = flow.send(sent)
-                    except StopIteration:
-                        break
-                    if effect is RUN:
-                        result, sent = behaviour(argument, context), None
-                        if hasattr(result, "__aiter__"):
-                            responses = result
-                        else:  # a servicer that writes with context.write()
-                            await result
-                    elif effect is NEXT:
-                        sent = await anext(responses, END)
-                    elif isinstance(effect, Emit):
-                        yield effect.message
-                        sent = None
-                    else:
-                        sent = await self._carry_out(flow, call, state, context, effect)
+                start = lambda: behaviour(argument, context)  # noqa: E731
+                async with aclosing(self._run(flow, call, state, context, start, True)) as messages:
+                    async for message in messages:
+                        yield message
             except BaseException as exc:
                 self._settle(call, context, exc)
                 raise

@@ -49,7 +49,7 @@ __all__ = [
     "GateBase",
     "Grace",
     "ServerBase",
-    "Steps",
+    "Start",
     "Wait",
     "Wake",
     "note_probe_delay",
@@ -144,13 +144,13 @@ class Emit:
 
 
 Effect = Wait | Abort | Emit | _Marker
-#: A call's handling: yields effects, receives what each gave (a Wake, the servicer's response, the
-#: next message or END), returns the unary response.
-Flow = Generator[Effect, object, object]
-#: Part of a flow, or a response stream's flow: returns nothing.
-Steps = Generator[Effect, object, None]
+#: A call's handling: yields effects and receives what each gave (a Wake, the servicer's unary
+#: response, the next message of its response stream or END).
+Flow = Generator[Effect, object, None]
 #: A servicer method (``behaviour``) of any message types, or the handler that wraps it.
 Behaviour = Callable[[Any, Any], Any]
+#: Runs the servicer for one call: its response, response iterator, or (asyncio) awaitable.
+Start = Callable[[], Any]
 if TYPE_CHECKING:  # grpc's classes are generic in its stubs only
     #: grpc's servicer context, sync or asyncio.
     Context = grpc.ServicerContext | grpc.aio.ServicerContext[Any, Any]
@@ -524,7 +524,7 @@ class ServerBase:
             return "elapsed"
         return None
 
-    def _before(self, full: str, call: ServerCall, state: CallState) -> Steps:
+    def _before(self, full: str, call: ServerCall, state: CallState) -> Flow:
         """Hold and "before" delay; an abandoned call ends CANCELLED."""
         with self._cond:
             gate = self._gates.get(full)
@@ -549,7 +549,7 @@ class ServerBase:
                 call.finish("abandoned")
                 yield Abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
 
-    def _after(self, full: str, call: ServerCall) -> Steps:
+    def _after(self, full: str, call: ServerCall) -> Flow:
         delay = self._delays.get(full)
         if delay is not None and delay.when == "after":
             call.provoked = True
@@ -559,21 +559,22 @@ class ServerBase:
                 call.finish("ok", grpc.StatusCode.OK)  # the servicer ran; only its response waited
                 raise
 
-    def _fault(self, call: ServerCall, fault: Fault) -> Steps:
+    def _fault(self, call: ServerCall, fault: Fault) -> Flow:
         call.finish("aborted", fault.code, fault.details)
         yield Abort(fault.code, fault.details)
 
     def _unary_flow(self, full: str, call: ServerCall, state: CallState) -> Flow:
-        """A unary response: hold, delay, fault, the servicer, "after" delay; returns the response."""
+        """A unary response: hold, delay, fault, the servicer (RUN receives its response), the
+        "after" delay, then the response is sent."""
         yield from self._before(full, call, state)
         fault = self._take_fault(full)
         if fault is not None:
             yield from self._fault(call, fault)
         response = yield RUN
         yield from self._after(full, call)
-        return response
+        yield Emit(response)
 
-    def _stream_flow(self, full: str, call: ServerCall, state: CallState) -> Steps:
+    def _stream_flow(self, full: str, call: ServerCall, state: CallState) -> Flow:
         """A response stream: as unary, with the interval before each message and a fault after
         ``after_messages`` messages."""
         yield from self._before(full, call, state)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from types import TracebackType
 from typing import TypeVar, cast
@@ -29,11 +29,12 @@ from ._core import (
     Abort,
     Behaviour,
     CallState,
-    Effect,
     Emit,
+    Flow,
     GateBase,
     Grace,
     ServerBase,
+    Start,
     Wait,
     Wake,
     settle,
@@ -211,13 +212,37 @@ class GrpcTestServer(ServerBase):
         call.request = argument
         return call, state, argument
 
-    def _carry_out(self, state: CallState, context: grpc.ServicerContext, effect: Effect) -> Wake:
-        """A wait, or an abort (which raises)."""
-        if isinstance(effect, Wait):
-            return self._wait(state, effect)
-        if isinstance(effect, Abort):
-            context.abort(effect.code, effect.details)
-        raise AssertionError(f"a flow yielded {effect!r} where it cannot")
+    def _run(
+        self, flow: Flow, state: CallState, context: grpc.ServicerContext, start: Start, stream: bool
+    ) -> Iterator[object]:
+        """Carry out ``flow``'s effects; yields the messages it sends."""
+        responses: Iterator[object] = iter(())
+        sent: object = None
+        try:
+            while True:
+                try:
+                    effect = flow.send(sent)
+                except StopIteration:
+                    return
+                sent = None
+                if effect is RUN:
+                    result = start()
+                    if stream:
+                        responses = iter(cast("Iterable[object]", result))
+                    else:
+                        sent = result
+                elif effect is NEXT:
+                    sent = next(responses, END)
+                elif isinstance(effect, Emit):
+                    yield effect.message
+                elif isinstance(effect, Wait):
+                    sent = self._wait(state, effect)
+                elif isinstance(effect, Abort):
+                    context.abort(effect.code, effect.details)
+        finally:
+            close = getattr(responses, "close", None)
+            if close is not None:
+                close()
 
     def _unary_response(self, full: str, behaviour: Behaviour) -> Behaviour:
         def handle(argument: object, context: grpc.ServicerContext) -> object:
@@ -225,17 +250,9 @@ class GrpcTestServer(ServerBase):
             flow = self._unary_flow(full, call, state)
             try:
                 with serving():
-                    sent: object = None
-                    while True:
-                        try:
-                            effect = flow.send(sent)
-                        except StopIteration as done:
-                            response = done.value
-                            break
-                        if effect is RUN:
-                            sent = behaviour(argument, context)
-                        else:
-                            sent = self._carry_out(state, context, effect)
+                    [response] = self._run(
+                        flow, state, context, lambda: behaviour(argument, context), stream=False
+                    )
                 settle(call, context)
                 return response
             except Exception as exc:
@@ -248,25 +265,12 @@ class GrpcTestServer(ServerBase):
         def handle(argument: object, context: grpc.ServicerContext) -> Iterator[object]:
             call, state, argument = self._start(full, argument, context)
             flow = self._stream_flow(full, call, state)
-            responses: Iterator[object] = iter(())
             try:
                 # The generator runs on this one worker thread, so the mark holds across yields.
                 with serving():
-                    sent: object = None
-                    while True:
-                        try:
-                            effect = flow.send(sent)
-                        except StopIteration:
-                            break
-                        if effect is RUN:
-                            responses, sent = iter(behaviour(argument, context)), None
-                        elif effect is NEXT:
-                            sent = next(responses, END)
-                        elif isinstance(effect, Emit):
-                            yield effect.message
-                            sent = None
-                        else:
-                            sent = self._carry_out(state, context, effect)
+                    yield from self._run(
+                        flow, state, context, lambda: behaviour(argument, context), stream=True
+                    )
                 settle(call, context)
             except GeneratorExit as exc:
                 settle(call, context, exc, cancelled=True)
@@ -274,10 +278,6 @@ class GrpcTestServer(ServerBase):
             except Exception as exc:
                 settle(call, context, exc)
                 raise
-            finally:
-                close = getattr(responses, "close", None)
-                if close is not None:
-                    close()
 
         return handle
 
