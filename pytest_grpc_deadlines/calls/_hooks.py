@@ -32,14 +32,14 @@ __all__ = ["PENDING", "ChannelInfo", "Pending", "service_config"]
 MOVED = 0.05
 
 
-def normal_target(target: Any) -> str:
+def normal_target(target: object) -> str:
     text = target.decode() if isinstance(target, (bytes, bytearray)) else str(target)
     if text.startswith("localhost:"):
         return "127.0.0.1:" + text.removeprefix("localhost:")
     return text
 
 
-def method_name(method: Any) -> str:
+def method_name(method: object) -> str:
     text = method.decode() if isinstance(method, (bytes, bytearray)) else str(method)
     return text.lstrip("/")
 
@@ -57,7 +57,7 @@ def seconds(value: Any) -> float | None:
 # --- service config -----------------------------------------------------------------------------
 
 
-def _duration(text: Any) -> float | None:
+def _duration(text: object) -> float | None:
     if not isinstance(text, str) or not text.endswith("s"):
         return None
     try:
@@ -107,7 +107,7 @@ class ChannelInfo:
     config: Mapping[tuple[str, str], float]
 
     @classmethod
-    def of(cls, target: Any, options: Any) -> ChannelInfo:
+    def of(cls, target: object, options: object) -> ChannelInfo:
         return cls(normal_target(target), service_config(options))
 
     def config_timeout(self, method: str) -> float | None:
@@ -121,7 +121,7 @@ class ChannelInfo:
 
 
 def new_record(
-    info: ChannelInfo, method: Any, site: CallSite, timeout: float | None, aio: bool
+    info: ChannelInfo, method: object, site: CallSite, timeout: float | None, aio: bool
 ) -> ClientCall:
     """A record of a call about to be made with deadline ``timeout`` (None: none)."""
     name = method_name(method)

@@ -22,9 +22,9 @@ import contextlib
 import importlib
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import wrapt
 
@@ -32,6 +32,12 @@ from . import _hooks as hooks
 from ._hooks import PENDING, ChannelInfo, Pending
 from ._recorder import CALL_ID_HEADER, RECORDER, ClientCall
 from ._sites import call_site
+
+if TYPE_CHECKING:
+    import grpc
+
+#: A grpc method or function that a wrapper wraps.
+Wrapped = Callable[..., Any]
 
 __all__ = ["install", "installed", "missing", "raw_insecure_channel", "uninstall"]
 
@@ -111,7 +117,7 @@ _unrecorded = threading.local()
 
 def _channel_init(options_at: int) -> Callable[[_Patch], Callable[..., Any]]:
     def make(patch: _Patch) -> Callable[..., Any]:
-        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        def wrapper(wrapped: Wrapped, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             wrapped(*args, **kwargs)
             if patch.active and instance is not None and not getattr(_unrecorded, "on", False):
                 target = args[0] if args else kwargs.get("target", "")
@@ -124,7 +130,7 @@ def _channel_init(options_at: int) -> Callable[[_Patch], Callable[..., Any]]:
 
 
 def _channel_method(patch: _Patch) -> Callable[..., Any]:
-    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    def wrapper(wrapped: Wrapped, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         multicallable = wrapped(*args, **kwargs)
         info = _channels.get(instance) if patch.active and instance is not None else None
         if info is not None:
@@ -141,7 +147,9 @@ def _channel_method(patch: _Patch) -> Callable[..., Any]:
 _TIMEOUT_AT, _METADATA_AT = 1, 2  # positions among (request, timeout, metadata, ...)
 
 
-def _sync_start(callable_: tuple[ChannelInfo, Any], args: Any, kwargs: Any) -> tuple[ClientCall, Any, Any]:
+def _sync_start(
+    callable_: tuple[ChannelInfo, object], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[ClientCall, Any, Any]:
     info, method = callable_
     timeout = args[_TIMEOUT_AT] if len(args) > _TIMEOUT_AT else kwargs.get("timeout")
     record = hooks.new_record(info, method, call_site(2), hooks.seconds(timeout), False)
@@ -160,7 +168,7 @@ def _sync_call(name: str, streaming: bool) -> Callable[[_Patch], Callable[..., A
     response stream."""
 
     def make(patch: _Patch) -> Callable[..., Any]:
-        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        def wrapper(wrapped: Wrapped, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             __tracebackhide__ = True  # a failing call's traceback shows the caller
             callable_ = _callables.get(instance) if patch.active and instance is not None else None
             if callable_ is None:
@@ -191,7 +199,7 @@ def _sync_call(name: str, streaming: bool) -> Callable[[_Patch], Callable[..., A
 
 
 def _aio_callable(patch: _Patch) -> Callable[..., Any]:
-    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    def wrapper(wrapped: Wrapped, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         callable_ = _callables.get(instance) if patch.active and instance is not None else None
         if callable_ is None and PENDING.get() is None:
             return wrapped(*args, **kwargs)
@@ -210,7 +218,7 @@ _DEADLINE_AT, _AIO_METADATA_AT, _METHOD_AT = 1, 2, 6  # grpc.aio._call.*Call.__i
 
 
 def _aio_call(patch: _Patch) -> Callable[..., Any]:
-    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    def wrapper(wrapped: Wrapped, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         pending = PENDING.get() if patch.active else None
         if pending is None or len(args) <= _METHOD_AT:
             return wrapped(*args, **kwargs)
@@ -307,7 +315,7 @@ def installed() -> bool:
     return _depth > 0
 
 
-def raw_insecure_channel(target: str, options: Any = None) -> Any:
+def raw_insecure_channel(target: str, options: Sequence[tuple[str, Any]] | None = None) -> grpc.Channel:
     """A sync channel whose calls are not recorded (for measuring what recording costs)."""
     import grpc
 
