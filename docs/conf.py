@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
+
+from sphinx.application import Sphinx
+from sphinx.errors import PycodeError
+from sphinx.pycode import ModuleAnalyzer
 
 import pytest_grpc_deadlines
 
@@ -33,3 +38,27 @@ html_theme_options = {
     "sidebar_width": "240px",
 }
 html_sidebars = {"**": ["about.html", "navigation.html", "relations.html", "searchbox.html"]}
+
+
+def _defining_comment(app: Sphinx, what: str, name: str, obj: object, options: Any, lines: list[str]) -> None:
+    """A constant documented at its public path (``pytest_grpc_deadlines.cascade.DAGSTER``) gets the
+    ``#:`` comment written where it is defined, in a private module, not its type's docstring."""
+    package, _, attribute = name.rpartition(".")
+    if what != "data" or not package.startswith("pytest_grpc_deadlines"):
+        return
+    for module_name, module in sorted(sys.modules.items()):
+        if not module_name.startswith("pytest_grpc_deadlines."):
+            continue
+        if getattr(module, attribute, None) is not obj:
+            continue
+        try:
+            comment = ModuleAnalyzer.for_module(module_name).find_attr_docs().get(("", attribute))
+        except PycodeError:
+            continue
+        if comment:
+            lines[:] = [*comment]
+            return
+
+
+def setup(app: Sphinx) -> None:
+    app.connect("autodoc-process-docstring", _defining_comment)

@@ -12,8 +12,13 @@ from pathlib import Path
 from typing import Any
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pytest_grpc_deadlines"
-#: The modules whose fixtures the plugin registers (``plugin.pytest_configure``).
-FIXTURE_MODULES = ("plugin.py", "fixtures.py", "aio_fixtures.py", "fake.py")
+#: The plugin layer: its modules define every fixture, marker, option and ini key.
+PLUGIN = PACKAGE / "plugin"
+#: The modules whose fixtures the plugin registers (``pytest_grpc_deadlines.plugin`` itself, and
+#: the modules its ``pytest_configure`` registers).
+FIXTURE_MODULES = ("_markers.py", "_calls.py", "_servers.py", "_aio_servers.py", "_fake.py")
+#: The module whose ``pytest_configure`` registers the markers.
+CONFIG_MODULE = "_config.py"
 #: The order fixtures are listed in; any other fixture follows, in module order.
 FIXTURE_ORDER = (
     "grpc_timeouts",
@@ -53,11 +58,11 @@ def _decorator_fixture(decorator: ast.expr) -> tuple[bool, str] | None:
     return owner == "pytest_asyncio", scope
 
 
-def fixtures(package: Path = PACKAGE) -> list[Fixture]:
+def fixtures(plugin: Path = PLUGIN) -> list[Fixture]:
     """Every public fixture defined in the plugin's fixture modules, in :data:`FIXTURE_ORDER`."""
     found: list[Fixture] = []
     for module in FIXTURE_MODULES:
-        tree = ast.parse((package / module).read_text(encoding="utf-8"))
+        tree = ast.parse((plugin / module).read_text(encoding="utf-8"))
         for node in tree.body:
             if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or node.name.startswith("_"):
                 continue
@@ -70,11 +75,12 @@ def fixtures(package: Path = PACKAGE) -> list[Fixture]:
     return sorted(found, key=lambda f: rank.get(f.name, len(rank)))
 
 
-def markers(package: Path = PACKAGE) -> list[str]:
-    """The marker lines ``plugin.pytest_configure`` registers, for the built-in cascade."""
-    from pytest_grpc_deadlines import DAGSTER, plugin
+def markers(plugin: Path = PLUGIN) -> list[str]:
+    """The marker lines the plugin's ``pytest_configure`` registers, for the built-in cascade."""
+    from pytest_grpc_deadlines import DAGSTER
+    from pytest_grpc_deadlines.plugin import _config
 
-    tree = ast.parse((package / "plugin.py").read_text(encoding="utf-8"))
+    tree = ast.parse((plugin / CONFIG_MODULE).read_text(encoding="utf-8"))
     lines: list[str] = []
     for node in ast.walk(tree):
         if not (
@@ -90,9 +96,9 @@ def markers(package: Path = PACKAGE) -> list[str]:
         if isinstance(text, ast.Constant) and isinstance(text.value, str):
             lines.append(text.value)
         elif isinstance(text, ast.Call) and isinstance(text.func, ast.Name):
-            lines.append(str(getattr(plugin, text.func.id)(DAGSTER)))
+            lines.append(str(getattr(_config, text.func.id)(DAGSTER)))
         else:  # pragma: no cover - a new form of registration
-            raise ValueError(f"cannot read the marker registered at plugin.py:{node.lineno}")
+            raise ValueError(f"cannot read the marker registered at plugin/{CONFIG_MODULE}:{node.lineno}")
     return lines
 
 

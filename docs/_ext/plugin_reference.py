@@ -2,7 +2,7 @@
 
 Directives (used in ``docs/reference/plugin.md``):
 
-- ``grpc-markers``: the markers as ``pytest --markers`` shows them (read from ``plugin.py``);
+- ``grpc-markers``: the markers as ``pytest --markers`` shows them (read from ``plugin/_config.py``);
 - ``grpc-fixtures``: every fixture the plugin registers, with its scope and docstring (read with
   ``ast``, so the asyncio fixtures are listed without pytest-asyncio installed);
 - ``grpc-options`` and ``grpc-ini``: the command-line options and ini keys, with the help texts
