@@ -11,11 +11,11 @@ from typing import Any
 import grpc
 import grpc.aio
 import pytest
-from timing import REACHES_SERVER
 
 from pytest_grpc_deadlines.cascade import Cascade, Setting
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeRequest
 from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
+from tests.timing import REACHES_SERVER
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 STREAM = f"{PROBE_SERVICE_NAME}/ServerStream"

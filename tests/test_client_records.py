@@ -18,7 +18,6 @@ from typing import Any
 import grpc
 import grpc.aio
 import pytest
-from timing import ENTRY_BOUND, REACHES_SERVER
 
 from pytest_grpc_deadlines.calls import _recording as recording
 from pytest_grpc_deadlines.calls._hooks import MOVED as READ_BACK
@@ -35,6 +34,7 @@ from pytest_grpc_deadlines.probe import (
 from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
 from pytest_grpc_deadlines.servers._pool import ServerFactory
 from pytest_grpc_deadlines.servers._sync import GrpcTestServer
+from tests.timing import ENTRY_BOUND, REACHES_SERVER
 
 pytest_plugins = ["pytester"]
 

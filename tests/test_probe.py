@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from google.protobuf import descriptor_pb2
-from timing import REACHES_SERVER
 
 from pytest_grpc_deadlines.probe import (
     PROBE_SERVICE,
@@ -18,6 +17,7 @@ from pytest_grpc_deadlines.probe import (
     ProbeStub,
 )
 from pytest_grpc_deadlines.servers._sync import GrpcTestServer
+from tests.timing import REACHES_SERVER
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import grpc
 import pytest
-from timing import REACHES_SERVER
 
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeRequest, ProbeStub
 from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
 from pytest_grpc_deadlines.servers._sync import GrpcTestServer
+from tests.timing import REACHES_SERVER
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 

@@ -9,13 +9,13 @@ import time
 
 import grpc
 import pytest
-from echo_service import CHORUS, SAY, EchoServicer, add_EchoServicer_to_server, say
-from timing import ENTRY_BOUND, REACHES_SERVER
 
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeRequest
 from pytest_grpc_deadlines.servers._behaviour import MethodError, jitter
 from pytest_grpc_deadlines.servers._pool import ServerFactory
 from pytest_grpc_deadlines.servers._sync import GrpcTestServer
+from tests.echo_service import CHORUS, SAY, EchoServicer, add_EchoServicer_to_server, say
+from tests.timing import ENTRY_BOUND, REACHES_SERVER
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 STREAM = f"{PROBE_SERVICE_NAME}/ServerStream"

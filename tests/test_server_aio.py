@@ -9,10 +9,10 @@ from collections.abc import Awaitable, Callable
 import grpc
 import grpc.aio
 import pytest
-from timing import ENTRY_BOUND, REACHES_SERVER
 
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeRequest
 from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
+from tests.timing import ENTRY_BOUND, REACHES_SERVER
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 STREAM = f"{PROBE_SERVICE_NAME}/ServerStream"

@@ -12,14 +12,14 @@ from typing import Any
 
 import grpc
 import pytest
-from echo_service import SAY, EchoServicer, say
-from timing import REACHES_SERVER
 
 from pytest_grpc_deadlines.cascade import Cascade, Setting
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeRequest
 from pytest_grpc_deadlines.servers._behaviour import MethodError, jitter
 from pytest_grpc_deadlines.servers._pool import ServerFactory
 from pytest_grpc_deadlines.servers._sync import GrpcTestServer
+from tests.echo_service import SAY, EchoServicer, say
+from tests.timing import REACHES_SERVER
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 STREAM = f"{PROBE_SERVICE_NAME}/ServerStream"

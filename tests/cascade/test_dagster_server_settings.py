@@ -14,12 +14,16 @@ import textwrap
 from collections.abc import Callable
 
 import pytest
-from dagster_resolvers import RESOLVERS, code_server_logs_exceptions, get_auto_restart_code_server_interval
 from hypothesis import find, given, settings
 
 from pytest_grpc_deadlines import DAGSTER, CascadeError, Resolved, assert_cascade_conforms, check
 from pytest_grpc_deadlines.cascade._overrides import OverrideError, parse_assignments, parse_marker
 from pytest_grpc_deadlines.strategies import environs
+from tests.dagster_resolvers import (
+    RESOLVERS,
+    code_server_logs_exceptions,
+    get_auto_restart_code_server_interval,
+)
 
 RESTART = "DAGSTER_CODE_SERVER_AUTO_RESTART_INTERVAL"
 LOG_EXCEPTIONS = "DAGSTER_CODE_SERVER_LOG_EXCEPTIONS"

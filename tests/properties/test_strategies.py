@@ -6,13 +6,13 @@ import os
 from collections.abc import Callable
 
 import pytest
-from dagster_resolvers import RESOLVERS, default_grpc_timeout, default_schedule_grpc_timeout
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from pytest_grpc_deadlines import DAGSTER, Cascade, Setting, WholeNumber, assert_cascade_conforms, check
 from pytest_grpc_deadlines.strategies import environs, setting_texts
+from tests.dagster_resolvers import RESOLVERS, default_grpc_timeout, default_schedule_grpc_timeout
 
 SENSOR = "DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS"
 GRACE = "DAGSTER_GRPC_SHUTDOWN_GRACE_PERIOD"

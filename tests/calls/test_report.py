@@ -223,7 +223,9 @@ def test_a_disagreement_the_test_provoked_is_counted_apart(pytester: pytest.Pyte
 
 def test_a_disagreement_of_the_users_servicer_is_listed(pytester: pytest.Pytester) -> None:
     """A servicer that finishes its work after the client gave up: the surprise the summary is for."""
-    pytester.makepyfile(echo_service=(Path(__file__).parent / "echo_service.py").read_text(encoding="utf-8"))
+    pytester.makepyfile(
+        echo_service=(Path(__file__).parents[1] / "echo_service.py").read_text(encoding="utf-8")
+    )
     module(
         pytester,
         """

@@ -1,0 +1,1 @@
+"""Client-call recording: records, timeouts, sites, attribution, pairs and verdicts, the audit, the report."""

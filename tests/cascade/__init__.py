@@ -1,0 +1,1 @@
+"""The cascade model: resolution, checks, the override parsers, and ``explain``."""

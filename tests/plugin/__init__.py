@@ -1,0 +1,1 @@
+"""The pytest plugin from the outside: precedence, bad input, registration, server fixtures."""

@@ -1,0 +1,1 @@
+"""The probe service: its messages, its answers, and its deadline cases."""

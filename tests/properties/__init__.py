@@ -1,0 +1,1 @@
+"""Hypothesis: the strategies, and properties of the model, the parsers and deadline scenarios."""
