@@ -1,4 +1,5 @@
-"""The server fixtures from the outside: reuse and reset, overrides, xdist, leaks."""
+"""The server fixtures: reuse and reset, overrides, xdist and leaks from the outside (pytester),
+and what a test gets from the inside."""
 
 from __future__ import annotations
 
@@ -10,14 +11,19 @@ import time
 
 import pytest
 
+from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeRequest
+from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
+from pytest_grpc_deadlines.servers._pool import ServerFactory
+from pytest_grpc_deadlines.servers._sync import GrpcTestServer
+
 pytest_plugins = ["pytester"]
 
 # rerunfailures leaves a socket open per session (its own status server): not ours to count.
 _INNER = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:rerunfailures")
+UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 
 
-def _plugin_threads() -> set[str]:
-    return {t.name for t in threading.enumerate() if t.name.startswith("grpc-deadlines")}
+# --- from the outside -----------------------------------------------------------------------------
 
 
 def test_grpc_server_is_reused_and_reset_between_tests(pytester: pytest.Pytester) -> None:
@@ -142,6 +148,31 @@ def test_three_hundred_server_tests_pass_under_xdist(pytester: pytest.Pytester) 
     result.assert_outcomes(passed=300)
 
 
+def _plugin_threads() -> set[str]:
+    return {t.name for t in threading.enumerate() if t.name.startswith("grpc-deadlines")}
+
+
+def _new_sockets(before: set[str], bound: float = 5.0) -> set[str]:
+    """Socket fds opened since ``before`` that are still open after grpc's own teardown.
+
+    grpc closes a channel's or server's sockets on its own threads shortly after ``close()``
+    returns (seen on grpcio 1.44), and offers nothing to wait on: poll until they are gone.
+    # margin: they go within milliseconds; 5 s only bounds a real leak's cost.
+    """
+    deadline = time.monotonic() + bound
+    while True:
+        sockets = set()
+        for fd in set(os.listdir("/proc/self/fd")) - before:
+            try:
+                if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                    sockets.add(fd)
+            except OSError:  # closed while we looked
+                continue
+        if not sockets or time.monotonic() > deadline:
+            return sockets
+        time.sleep(0.01)  # margin: a poll step only; the loop ends on the condition or the bound
+
+
 def test_no_thread_fd_or_temp_dir_is_left_after_a_run(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
@@ -183,27 +214,6 @@ def test_no_thread_fd_or_temp_dir_is_left_after_a_run(
         assert _new_sockets(before_fds) == set()
 
 
-def _new_sockets(before: set[str], bound: float = 5.0) -> set[str]:
-    """Socket fds opened since ``before`` that are still open after grpc's own teardown.
-
-    grpc closes a channel's or server's sockets on its own threads shortly after ``close()``
-    returns (seen on grpcio 1.44), and offers nothing to wait on: poll until they are gone.
-    # margin: they go within milliseconds; 5 s only bounds a real leak's cost.
-    """
-    deadline = time.monotonic() + bound
-    while True:
-        sockets = set()
-        for fd in set(os.listdir("/proc/self/fd")) - before:
-            try:
-                if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
-                    sockets.add(fd)
-            except OSError:  # closed while we looked
-                continue
-        if not sockets or time.monotonic() > deadline:
-            return sockets
-        time.sleep(0.01)  # margin: a poll step only; the loop ends on the condition or the bound
-
-
 def test_grpc_server_stopped_by_a_test_serves_the_next_one(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
@@ -220,3 +230,28 @@ def test_grpc_server_stopped_by_a_test_serves_the_next_one(pytester: pytest.Pyte
     )
     result = pytester.runpytest(*_INNER, "-p", "no:asyncio")
     result.assert_outcomes(passed=2)
+
+
+# --- from the inside ------------------------------------------------------------------------------
+
+
+def test_pooled_server_starts_clean_after_a_test_left_a_held_call(grpc_test_server: GrpcTestServer) -> None:
+    grpc_test_server.hold(UNARY)
+    grpc_test_server.probe().Unary.future(ProbeRequest(), timeout=30)
+    grpc_test_server.reset()
+    assert grpc_test_server.calls == []
+    assert grpc_test_server.probe().Unary(ProbeRequest(), timeout=5).index == 0
+
+
+def test_factory_refuses_aio_in_a_sync_test(grpc_test_server_factory: ServerFactory) -> None:
+    with pytest.raises(ValueError, match="use the grpc_aio_test_server_factory fixture"):
+        grpc_test_server_factory(aio=True)
+
+
+@pytest.mark.asyncio
+async def test_fixture_serves_the_probe(grpc_aio_test_server: AioGrpcTestServer) -> None:
+    response = await grpc_aio_test_server.probe().Unary(ProbeRequest(response_bytes=4), timeout=5)
+    assert response.payload == b"xxxx"
+    [call] = grpc_aio_test_server.calls
+    assert call.deadline is not None
+    assert 4 < call.deadline <= 5.1

@@ -1,0 +1,186 @@
+"""Gates, sync and asyncio: a held call gives a deterministic disagreement; release, hold again,
+and what a gate sees of a client that left."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import grpc
+import grpc.aio
+import pytest
+
+from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeRequest
+from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
+from pytest_grpc_deadlines.servers._pool import ServerFactory
+from pytest_grpc_deadlines.servers._sync import GrpcTestServer
+from tests.rpc import status_code as _code
+from tests.timing import ENTRY_BOUND, REACHES_SERVER
+
+UNARY = f"{PROBE_SERVICE_NAME}/Unary"
+CLIENT_STREAM = f"{PROBE_SERVICE_NAME}/ClientStream"
+AioFactory = Callable[..., Awaitable[AioGrpcTestServer]]
+
+
+# --- a deterministic disagreement -----------------------------------------------------------------
+
+
+def test_held_call_gives_a_deterministic_disagreement(server: GrpcTestServer) -> None:
+    """Hold, call with a 20 ms deadline, see DEADLINE_EXCEEDED, wait for the server to see it,
+    release: the handler ends OK after the client gave up, every time. On a starved machine a
+    20 ms call can expire before the server sees it at all: no record, nothing to disagree on."""
+    stub = server.probe()
+    stub.Unary(ProbeRequest(), timeout=5)  # connect first
+    reached = 0
+    for _ in range(200 if server.transport == "tcp" else 50):
+        server.reset()
+        gate = server.hold(UNARY)
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Unary(ProbeRequest(), timeout=0.02)
+        assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        if not gate.wait_entered(ENTRY_BOUND):
+            assert server.calls == []
+            continue
+        reached += 1
+        assert gate.wait_cancelled(10)
+        gate.release()
+        [call] = server.calls
+        assert call.wait(10)
+        assert (call.outcome, call.cancelled, call.code) == ("ok", True, grpc.StatusCode.OK)
+    assert reached > 0
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
+@pytest.mark.asyncio
+async def test_aio_held_call_gives_a_deterministic_disagreement(
+    grpc_aio_test_server_factory: AioFactory, transport: str
+) -> None:
+    server = await grpc_aio_test_server_factory(transport=transport)
+    stub = server.probe()
+    await stub.Unary(ProbeRequest(), timeout=5)  # connect first
+    reached = 0
+    for _ in range(200 if transport == "tcp" else 50):
+        server.reset()
+        gate = server.hold(UNARY)
+        assert await _code(stub.Unary(ProbeRequest(), timeout=0.02)) is grpc.StatusCode.DEADLINE_EXCEEDED
+        if not await gate.wait_entered(ENTRY_BOUND):  # expired before the server saw it
+            assert server.calls == []
+            continue
+        reached += 1
+        assert await gate.wait_cancelled(10)
+        gate.release()
+        [call] = server.calls
+        assert await call.wait_async(10)
+        assert (call.outcome, call.cancelled, call.code) == ("ok", True, grpc.StatusCode.OK)
+    assert reached > 0
+
+
+# --- holding and releasing ------------------------------------------------------------------------
+
+
+def test_gate_holds_until_released(server: GrpcTestServer) -> None:
+    gate = server.hold(UNARY)
+    future = server.probe().Unary.future(ProbeRequest(), timeout=30)
+    assert gate.wait_entered(10)
+    assert not future.done()
+    gate.release()
+    assert future.result(timeout=10).index == 0
+    assert gate.entered == 1
+
+
+@pytest.mark.asyncio
+async def test_aio_gate_holds_until_released(grpc_aio_test_server: AioGrpcTestServer) -> None:
+    gate = grpc_aio_test_server.hold(UNARY)
+    call = asyncio.ensure_future(grpc_aio_test_server.probe().Unary(ProbeRequest(), timeout=30))
+    assert await gate.wait_entered(10)
+    assert not call.done()
+    gate.release()
+    assert (await asyncio.wait_for(call, 10)).index == 0
+    assert not await gate.wait_cancelled(0.01)
+
+
+def test_holding_a_method_again_releases_the_calls_the_old_gate_held(
+    grpc_test_server_factory: ServerFactory,
+) -> None:
+    server = grpc_test_server_factory()
+    first = server.hold(UNARY)
+    future = server.probe().Unary.future(ProbeRequest(), timeout=30)
+    assert first.wait_entered(10)
+    assert repr(first) == f"Gate({UNARY}, entered=1, released=False)"
+    second = server.hold(UNARY)
+    assert future.result(timeout=10).index == 0
+    assert repr(first) == f"Gate({UNARY}, entered=1, released=True)"
+    assert (second.entered, second.released) == (0, False)
+
+
+@pytest.mark.asyncio
+async def test_aio_holding_a_method_again_releases_the_calls_the_old_gate_held(
+    grpc_aio_test_server: AioGrpcTestServer,
+) -> None:
+    first = grpc_aio_test_server.hold(UNARY)
+    call = asyncio.ensure_future(grpc_aio_test_server.probe().Unary(ProbeRequest(), timeout=30))
+    assert await first.wait_entered(10)
+    assert repr(first) == f"AioGate({UNARY}, entered=1, released=False)"
+    second = grpc_aio_test_server.hold(UNARY)
+    assert (await asyncio.wait_for(call, 10)).index == 0
+    assert repr(first) == f"AioGate({UNARY}, entered=1, released=True)"
+    assert (second.entered, second.released) == (0, False)
+
+
+def test_wait_entered_times_out_when_no_call_arrives(server: GrpcTestServer) -> None:
+    gate = server.hold(UNARY)
+    assert not gate.wait_entered(0.01)
+    assert not gate.wait_cancelled(0.01)
+
+
+@pytest.mark.asyncio
+async def test_hold_refuses_a_non_bool_honor_cancellation(grpc_aio_test_server: AioGrpcTestServer) -> None:
+    with pytest.raises(ValueError, match="honor_cancellation='yes' must be True or False"):
+        grpc_aio_test_server.hold(UNARY, honor_cancellation="yes")  # type: ignore[arg-type]
+
+
+# --- cancellation at the gate ---------------------------------------------------------------------
+
+
+def test_gate_that_honours_cancellation_abandons_the_call(server: GrpcTestServer) -> None:
+    gate = server.hold(UNARY, honor_cancellation=True)
+    assert (
+        _code(lambda: server.probe().Unary(ProbeRequest(), timeout=REACHES_SERVER))
+        is grpc.StatusCode.DEADLINE_EXCEEDED
+    )
+    assert gate.wait_cancelled(10)
+    [call] = server.calls
+    assert call.wait(10)
+    assert call.outcome == "abandoned"
+
+
+def test_client_cancel_is_seen_by_the_gate(server: GrpcTestServer) -> None:
+    gate = server.hold(UNARY)
+    future = server.probe().Unary.future(ProbeRequest(), timeout=30)
+    assert gate.wait_entered(10)
+    future.cancel()
+    assert gate.wait_cancelled(10)
+    gate.release()
+    assert server.calls[0].wait(10)
+    assert server.calls[0].cancelled
+
+
+def test_a_call_that_expired_while_queued_behind_a_busy_server_is_seen_cancelled_at_the_gate(
+    grpc_test_server_factory: ServerFactory,
+) -> None:
+    """One worker, held by a first call: the second call's deadline passes while it waits for
+    the worker, so its handler starts on an RPC that has already ended."""
+    server = grpc_test_server_factory(max_workers=1)
+    busy = server.hold(UNARY)
+    first = server.probe().Unary.future(ProbeRequest(), timeout=30)
+    assert busy.wait_entered(10)
+    queued = server.hold(CLIENT_STREAM, honor_cancellation=True)
+    second = server.probe().ClientStream.future(iter([ProbeRequest()]), timeout=REACHES_SERVER)
+    assert second.exception(timeout=10).code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    busy.release()
+    assert first.result(timeout=10).index == 0
+    assert queued.wait_entered(10)
+    assert queued.wait_cancelled(10)
+    late = server.calls[-1]
+    assert late.wait(10)
+    assert (late.method, late.outcome, late.cancelled) == (CLIENT_STREAM, "abandoned", True)

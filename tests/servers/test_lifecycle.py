@@ -1,0 +1,315 @@
+"""Starting, stopping, restarting and closing a test server, sync and asyncio: transports,
+addresses, unix sockets, grace, and the arguments a server refuses."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+import socket
+import stat
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+import grpc.aio
+import pytest
+
+from pytest_grpc_deadlines.cascade import Cascade, Setting
+from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeRequest
+from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
+from pytest_grpc_deadlines.servers._pool import ServerFactory
+from pytest_grpc_deadlines.servers._sync import GrpcTestServer
+from tests.rpc import rpc_error as _error
+from tests.rpc import status_code as _code
+
+UNARY = f"{PROBE_SERVICE_NAME}/Unary"
+
+#: A cascade with neither byte limits nor a grace setting.
+BARE = Cascade("bare", (Setting("default", "BARE_TIMEOUT", 60, kind="seconds"),))
+
+AioFactory = Callable[..., Awaitable[AioGrpcTestServer]]
+
+
+# --- arguments and addresses ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", [1, None, b"127.0.0.1"])
+def test_host_must_be_a_string(host: Any) -> None:
+    with pytest.raises(ValueError, match=r"must be a str such as '127.0.0.1'"):
+        GrpcTestServer(host=host)
+
+
+@pytest.mark.parametrize("max_workers", [0, -1, True, 2.0, "4"])
+def test_max_workers_must_be_a_positive_int(max_workers: Any) -> None:
+    with pytest.raises(ValueError, match=r"must be None or a positive int"):
+        GrpcTestServer(max_workers=max_workers)
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
+def test_target_before_start_is_an_error(transport: Any) -> None:
+    server = GrpcTestServer(transport=transport)
+    with pytest.raises(RuntimeError, match="the server has not been started"):
+        server.target  # noqa: B018
+
+
+def test_bad_transport_is_refused() -> None:
+    with pytest.raises(ValueError, match="transport='udp' is not accepted; use 'tcp' or 'unix'"):
+        GrpcTestServer(transport="udp")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.0.0.1", "example.com", "::"])
+def test_non_loopback_bind_is_refused(host: str) -> None:
+    with pytest.raises(ValueError, match=rf"host='{host}' is refused: test servers bind loopback only"):
+        GrpcTestServer(host=host)
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "::1"])
+def test_loopback_hosts_are_accepted(host: str) -> None:
+    try:
+        server = GrpcTestServer(host=host).start()
+    except RuntimeError:
+        pytest.skip(f"{host} is not available on this machine")
+    try:
+        assert server.probe().Unary(ProbeRequest(), timeout=5).index == 0
+    finally:
+        server.close()
+
+
+def test_ipv6_loopback_target_is_bracketed_and_dialable(grpc_test_server_factory: ServerFactory) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("this Python has no IPv6")
+    try:
+        server = grpc_test_server_factory(host="::1")
+    except RuntimeError:
+        pytest.skip("::1 is not available on this machine")
+    host, _, port = server.target.rpartition(":")
+    assert host == "[::1]"
+    assert int(port) > 0
+    assert server.probe().Unary(ProbeRequest(), timeout=5).index == 0
+
+
+def test_two_tcp_servers_get_distinct_ports(grpc_test_server_factory: ServerFactory) -> None:
+    first, second = grpc_test_server_factory(), grpc_test_server_factory()
+    assert first.target != second.target
+
+
+def test_context_manager_works_without_pytest() -> None:
+    with GrpcTestServer() as server:
+        assert server.is_running
+        assert server.probe().Unary(ProbeRequest(), timeout=5).index == 0
+    assert not server.is_running
+
+
+# --- unix sockets ---------------------------------------------------------------------------------
+
+
+def test_unix_socket_lives_in_a_private_directory_removed_at_close() -> None:
+    with GrpcTestServer(transport="unix") as server:
+        path = server.target.removeprefix("unix:")
+        directory = os.path.dirname(path)
+        assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
+        assert server.probe().Unary(ProbeRequest(), timeout=5).index == 0
+    assert not os.path.exists(directory)
+
+
+def test_unix_socket_under_a_long_tmpdir_falls_back_to_tmp(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sockaddr_un holds about 104 bytes: a socket under a long TMPDIR could not bind."""
+    long_dir = tmp_path / ("d" * 120)
+    long_dir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(long_dir))
+    with GrpcTestServer(transport="unix") as server:
+        assert server.target.startswith("unix:/tmp/grpc-deadlines-")
+        assert server.probe().Unary(ProbeRequest(), timeout=5).index == 0
+
+
+@pytest.mark.asyncio
+async def test_unix_transport_and_cleanup() -> None:
+    async with AioGrpcTestServer(transport="unix") as server:
+        directory = os.path.dirname(server.target.removeprefix("unix:"))
+        assert (await server.probe().Unary(ProbeRequest(), timeout=5)).index == 0
+    assert not os.path.exists(directory)
+
+
+# --- start and restart ----------------------------------------------------------------------------
+
+
+def test_start_on_a_running_server_keeps_it_and_its_address(grpc_test_server_factory: ServerFactory) -> None:
+    server = grpc_test_server_factory()
+    target = server.target
+    assert server.start() is server
+    assert server.target == target
+    assert server.probe().Unary(ProbeRequest(), timeout=5).index == 0
+
+
+@pytest.mark.asyncio
+async def test_start_on_a_running_server_keeps_it(grpc_aio_test_server_factory: AioFactory) -> None:
+    server = await grpc_aio_test_server_factory()
+    target = server.target
+    assert server.is_running
+    assert await server.start() is server
+    assert server.target == target
+    await server.stop(None)
+    assert not server.is_running
+
+
+def test_restart_serves_again_on_the_same_address(server: GrpcTestServer) -> None:
+    target = server.target
+    stub = server.probe()
+    server.stop(None)
+    server.restart()
+    assert server.target == target
+    assert stub.Unary(ProbeRequest(), timeout=5, wait_for_ready=True).index == 0
+
+
+def test_connection_refused_when_no_server_listens(server: GrpcTestServer) -> None:
+    stub = server.probe()
+    server.stop(None)
+    assert _code(lambda: stub.Unary(ProbeRequest(), timeout=5)) is grpc.StatusCode.UNAVAILABLE
+
+
+@pytest.mark.asyncio
+async def test_restart_and_connection_refused(grpc_aio_test_server_factory: AioFactory) -> None:
+    server = await grpc_aio_test_server_factory()
+    stub = server.probe()
+    await server.stop(None)
+    assert await _code(stub.Unary(ProbeRequest(), timeout=5)) is grpc.StatusCode.UNAVAILABLE
+    await server.restart()
+    assert (await stub.Unary(ProbeRequest(), timeout=5, wait_for_ready=True)).index == 0
+
+
+def test_restart_fails_loudly_when_another_socket_took_the_port(
+    grpc_test_server_factory: ServerFactory,
+) -> None:
+    server = grpc_test_server_factory()
+    port = int(server.target.rpartition(":")[2])
+    server.stop(None)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        with pytest.raises(RuntimeError):
+            server.restart()
+        assert not server.is_running
+
+
+@pytest.mark.asyncio
+async def test_aio_restart_fails_loudly_when_another_socket_took_the_port(
+    grpc_aio_test_server_factory: AioFactory,
+) -> None:
+    server = await grpc_aio_test_server_factory()
+    port = int(server.target.rpartition(":")[2])
+    await server.stop(None)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        with pytest.raises(RuntimeError):
+            await server.restart()
+        assert not server.is_running
+
+
+# --- stop and close -------------------------------------------------------------------------------
+
+
+def test_stop_with_grace_lets_a_short_call_finish(server: GrpcTestServer) -> None:
+    gate = server.hold(UNARY)
+    future = server.probe().Unary.future(ProbeRequest(), timeout=30)
+    assert gate.wait_entered(10)
+    threading.Timer(0.05, gate.release).start()  # margin: released 50 ms into a 5 s grace
+    server.stop(5)
+    assert future.result(timeout=10).index == 0
+
+
+def test_stop_with_grace_cancels_a_call_that_outlives_it(server: GrpcTestServer) -> None:
+    gate = server.hold(UNARY)
+    future = server.probe().Unary.future(ProbeRequest(), timeout=30)
+    assert gate.wait_entered(10)
+    server.stop(0.05)
+    assert future.exception(timeout=10).code() is grpc.StatusCode.UNAVAILABLE
+    gate.release()
+
+
+@pytest.mark.grpc_timeouts(grace=0)
+def test_stop_defaults_to_the_cascade_grace(server: GrpcTestServer) -> None:
+    gate = server.hold(UNARY)
+    future = server.probe().Unary.future(ProbeRequest(), timeout=30)
+    assert gate.wait_entered(10)
+    server.stop()
+    assert future.exception(timeout=10).code() is grpc.StatusCode.UNAVAILABLE
+    gate.release()
+
+
+def test_a_cascade_without_byte_limits_or_grace_adds_no_options_and_stops_at_once() -> None:
+    with GrpcTestServer(cascade=BARE) as server:
+        assert server.limits_key() == (("grpc.so_reuseport", 0),)
+        gate = server.hold(UNARY)
+        future = server.probe().Unary.future(ProbeRequest(), timeout=30)
+        assert gate.wait_entered(10)
+        server.stop()  # no grace setting: at once, as stop(None)
+        assert future.exception(timeout=10).code() is grpc.StatusCode.UNAVAILABLE
+        assert not server.is_running
+
+
+@pytest.mark.parametrize("grace", ["abc", -1, float("nan"), True])
+def test_stop_refuses_a_grace_grpc_would_choke_on(grace: object) -> None:
+    with GrpcTestServer() as server, pytest.raises(ValueError, match=r"give seconds >= 0, or None"):
+        server.stop(grace)  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_stop_with_grace_ok_within_and_unavailable_beyond(
+    grpc_aio_test_server_factory: AioFactory,
+) -> None:
+    server = await grpc_aio_test_server_factory()
+    gate = server.hold(UNARY)
+    call = asyncio.ensure_future(server.probe().Unary(ProbeRequest(), timeout=30))
+    assert await gate.wait_entered(10)
+    asyncio.get_running_loop().call_later(0.05, gate.release)  # margin: 50 ms into a 5 s grace
+    await server.stop(5)
+    assert (await call).index == 0
+
+    server = await grpc_aio_test_server_factory()
+    gate = server.hold(UNARY, honor_cancellation=True)
+    call = asyncio.ensure_future(server.probe().Unary(ProbeRequest(), timeout=30))
+    assert await gate.wait_entered(10)
+    await server.stop(0.05)
+    assert await _code(call) is grpc.StatusCode.UNAVAILABLE
+
+
+@pytest.mark.asyncio
+async def test_stop_without_a_grace_setting_stops_at_once() -> None:
+    async with AioGrpcTestServer(cascade=BARE) as server:
+        gate = server.hold(UNARY)
+        call = asyncio.ensure_future(server.probe().Unary(ProbeRequest(), timeout=30))
+        assert await gate.wait_entered(10)
+        await server.stop()  # the cascade has no grace: at once, as stop(None)
+        assert (await _error(call)).code() is grpc.StatusCode.UNAVAILABLE
+
+
+def test_close_does_not_wait_for_a_held_handler() -> None:
+    server = GrpcTestServer().start()
+    server.hold(UNARY)
+    server.probe().Unary.future(ProbeRequest(), timeout=30)
+    start = time.monotonic()
+    server.close()
+    # margin: the figure is a benchmark (a few ms); 2 s only proves teardown does not wait 30 s
+    assert time.monotonic() - start < 2
+
+
+@pytest.mark.asyncio
+async def test_aio_close_does_not_wait_for_a_held_handler() -> None:
+    server = await AioGrpcTestServer().start()
+    gate = server.hold(UNARY)
+    call = asyncio.ensure_future(server.probe().Unary(ProbeRequest(), timeout=30))
+    assert await gate.wait_entered(10)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await server.close()
+    # margin: the figure is a benchmark (a few ms); 2 s only proves close does not wait 30 s
+    assert loop.time() - start < 2
+    with pytest.raises((grpc.RpcError, asyncio.CancelledError)):
+        await call

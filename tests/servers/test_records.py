@@ -1,0 +1,101 @@
+"""A server's call records, sync and asyncio: method, metadata, request and deadline, waiting for
+the handler to end, and the outcome the servicer gave."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import grpc.aio
+import pytest
+
+from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeRequest
+from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
+from pytest_grpc_deadlines.servers._pool import ServerFactory
+from pytest_grpc_deadlines.servers._sync import GrpcTestServer
+from tests.echo_service import EchoServicer, add_EchoServicer_to_server, say
+from tests.rpc import status_code as _code
+
+UNARY = f"{PROBE_SERVICE_NAME}/Unary"
+
+
+# --- what a record holds --------------------------------------------------------------------------
+
+
+def test_records_hold_method_metadata_request_and_deadline(server: GrpcTestServer) -> None:
+    stub = server.probe()
+    stub.Unary(ProbeRequest(payload=b"abc"), timeout=5, metadata=(("x-test", "1"),))
+    stub.Unary(ProbeRequest())
+    first, second = server.calls
+    assert first.method == UNARY
+    assert ("x-test", "1") in first.metadata
+    assert first.request.payload == b"abc"
+    assert first.deadline is not None
+    assert 4 < first.deadline <= 5.1
+    assert second.deadline is None  # the sync server's 9.22e18 means "none"
+    assert first.wait(5)
+    assert first.ended is not None
+    assert first.ended >= first.started
+
+
+def test_client_stream_records_its_first_request(server: GrpcTestServer) -> None:
+    server.probe().ClientStream(iter([ProbeRequest(payload=b"1"), ProbeRequest(payload=b"2")]), timeout=5)
+    [call] = server.calls
+    assert call.request.payload == b"1"
+
+
+@pytest.mark.asyncio
+async def test_no_deadline_is_recorded_as_none(grpc_aio_test_server: AioGrpcTestServer) -> None:
+    response = await grpc_aio_test_server.probe().Unary(ProbeRequest())
+    assert response.deadline_seconds == 0.0
+    assert grpc_aio_test_server.calls[0].deadline is None
+
+
+@pytest.mark.asyncio
+async def test_wait_async_is_false_while_the_handler_is_held(grpc_aio_test_server: AioGrpcTestServer) -> None:
+    gate = grpc_aio_test_server.hold(UNARY)
+    call = asyncio.ensure_future(grpc_aio_test_server.probe().Unary(ProbeRequest(), timeout=30))
+    assert await gate.wait_entered(10)
+    [record] = grpc_aio_test_server.calls
+    assert not await record.wait_async(0.01)  # margin: none needed, the gate is shut
+    gate.release()
+    assert await record.wait_async(10)
+    assert (await call).index == 0
+
+
+# --- the servicer's outcome -----------------------------------------------------------------------
+
+
+def test_servicer_abort_and_raise_are_recorded(grpc_test_server_factory: ServerFactory) -> None:
+    server = grpc_test_server_factory()
+    stub = server.probe()
+    assert _code(lambda: stub.Unary(ProbeRequest(status_code=5, status_details="gone"), timeout=5)) is (
+        grpc.StatusCode.NOT_FOUND
+    )
+    call = server.calls[0]
+    assert call.wait(5)
+    assert (call.outcome, call.code, call.details) == ("aborted", grpc.StatusCode.NOT_FOUND, "gone")
+
+
+def test_servicer_exception_is_recorded_as_raised(grpc_test_server_factory: ServerFactory) -> None:
+    class Broken(EchoServicer):
+        def Say(self, request: bytes, context: object) -> bytes:
+            raise RuntimeError("boom")
+
+    server = grpc_test_server_factory((add_EchoServicer_to_server, Broken()))
+    assert _code(lambda: say(server.channel(), b"x")) is grpc.StatusCode.UNKNOWN
+    [call] = server.calls
+    assert call.wait(5)
+    assert (call.outcome, call.code) == ("raised", grpc.StatusCode.UNKNOWN)
+    assert isinstance(call.exception, RuntimeError)
+
+
+@pytest.mark.asyncio
+async def test_servicer_status_is_recorded_as_aborted(grpc_aio_test_server: AioGrpcTestServer) -> None:
+    stub = grpc_aio_test_server.probe()
+    assert await _code(stub.Unary(ProbeRequest(status_code=5, status_details="gone"), timeout=5)) is (
+        grpc.StatusCode.NOT_FOUND
+    )
+    [call] = grpc_aio_test_server.calls
+    assert await call.wait_async(5)
+    assert (call.outcome, call.code) == ("aborted", grpc.StatusCode.NOT_FOUND)
