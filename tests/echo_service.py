@@ -11,6 +11,8 @@ from typing import Any
 
 import grpc
 
+from tests.rpc import unary_unary
+
 SERVICE = "tests.Echo"
 SAY = f"{SERVICE}/Say"
 CHORUS = f"{SERVICE}/Chorus"
@@ -30,7 +32,7 @@ class EchoServicer:
 
 
 def add_EchoServicer_to_server(servicer: EchoServicer, server: Any) -> None:
-    handlers = {
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
         "Say": grpc.unary_unary_rpc_method_handler(servicer.Say),
         "Chorus": grpc.unary_stream_rpc_method_handler(servicer.Chorus),
     }
@@ -38,5 +40,5 @@ def add_EchoServicer_to_server(servicer: EchoServicer, server: Any) -> None:
 
 
 def say(channel: grpc.Channel, message: bytes, timeout: float | None = 5) -> bytes:
-    response: bytes = channel.unary_unary(f"/{SAY}")(message, timeout=timeout)
+    response: bytes = unary_unary(channel, f"/{SAY}")(message, timeout=timeout)
     return response

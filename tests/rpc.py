@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Coroutine
 from typing import Any, overload
 
 import grpc
+import grpc.aio
 import pytest
 
 
@@ -60,3 +61,40 @@ async def _rpc_error_async(awaitable: Awaitable[object]) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as info:
         await awaitable
     return info.value
+
+
+# A channel's own multicallables for bytes in and out (no serializers), typed: grpc's stubs cannot
+# infer the message types of a multicallable made without serializers.
+@overload
+def unary_unary(channel: grpc.aio.Channel, method: str) -> grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]: ...
+@overload
+def unary_unary(channel: grpc.Channel, method: str) -> grpc.UnaryUnaryMultiCallable[bytes, bytes]: ...
+def unary_unary(channel: Any, method: str) -> Any:
+    return channel.unary_unary(method)
+
+
+@overload
+def unary_stream(
+    channel: grpc.aio.Channel, method: str
+) -> grpc.aio.UnaryStreamMultiCallable[bytes, bytes]: ...
+@overload
+def unary_stream(channel: grpc.Channel, method: str) -> grpc.UnaryStreamMultiCallable[bytes, bytes]: ...
+def unary_stream(channel: Any, method: str) -> Any:
+    return channel.unary_stream(method)
+
+
+@overload
+def stream_stream(
+    channel: grpc.aio.Channel, method: str
+) -> grpc.aio.StreamStreamMultiCallable[bytes, bytes]: ...
+@overload
+def stream_stream(channel: grpc.Channel, method: str) -> grpc.StreamStreamMultiCallable[bytes, bytes]: ...
+def stream_stream(channel: Any, method: str) -> Any:
+    return channel.stream_stream(method)
+
+
+def future_error(future: grpc.Future[Any], timeout: float) -> grpc.RpcError:
+    """The ``grpc.RpcError`` a call's future ended with; the test fails if it ended otherwise."""
+    error = future.exception(timeout=timeout)
+    assert isinstance(error, grpc.RpcError), error
+    return error

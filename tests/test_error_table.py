@@ -244,7 +244,7 @@ SCENARIOS: dict[str, Scenario] = {
     "server.delay(method, -1)": raises(on_server(lambda s: s.delay(UNARY, -1))),
     'server.delay(method, 1, when="during")': raises(on_server(lambda s: s.delay(UNARY, 1, when="during"))),  # type: ignore[arg-type]
     "server.fail(method, grpc.StatusCode.OK)": raises(on_server(lambda s: s.fail(UNARY, grpc.StatusCode.OK))),
-    "server.fail(method, 14)": raises(on_server(lambda s: s.fail(UNARY, 14))),
+    "server.fail(method, 14)": raises(on_server(lambda s: s.fail(UNARY, 14))),  # type: ignore[arg-type]
 }
 
 

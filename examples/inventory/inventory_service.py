@@ -72,7 +72,8 @@ def _message_class(name: str) -> Any:
     get_class = getattr(message_factory, "GetMessageClass", None)
     if get_class is not None:  # protobuf >= 4.22
         return get_class(descriptor)
-    return message_factory.MessageFactory(_POOL).GetPrototype(descriptor)  # protobuf 3.20 to 4.21
+    # protobuf 3.20 to 4.21 (the stubs know only the newest protobuf)
+    return getattr(message_factory.MessageFactory(_POOL), "GetPrototype")(descriptor)  # noqa: B009
 
 
 _POOL = descriptor_pool.DescriptorPool()  # private: nothing else can clash with these names

@@ -3,6 +3,7 @@ than left running, and raising exactly what grpc raises without the plugin."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -13,6 +14,7 @@ from pytest_grpc_deadlines.calls._verdicts import CallLog
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeAioStub, ProbeRequest, ProbeStub
 from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
 from pytest_grpc_deadlines.servers._sync import GrpcTestServer
+from tests.rpc import unary_unary
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 
@@ -80,7 +82,7 @@ def test_a_call_grpc_rejects_with_an_exception_is_recorded_and_the_exception_pas
     channel: grpc.Channel, grpc_calls: CallLog
 ) -> None:
     with pytest.raises(TypeError) as info:
-        ProbeStub(channel).Unary(ProbeRequest(), timeout=5, metadata=[("x-count", 5)])
+        ProbeStub(channel).Unary(ProbeRequest(), timeout=5, metadata=[("x-count", 5)])  # type: ignore[arg-type]
     [call] = grpc_calls
     assert call.done
     assert (call.code, call.details) == (None, f"TypeError: {info.value}")
@@ -93,7 +95,12 @@ def test_a_call_on_a_closed_channel_is_recorded_as_ended_without_a_status(
     channel = grpc.insecure_channel(grpc_test_server.target)
     stub = ProbeStub(channel)
     channel.close()
-    call = {"unary": stub.Unary, "stream": stub.ServerStream, "future": stub.Unary.future}[shape]
+    calls: dict[str, Callable[..., object]] = {
+        "unary": stub.Unary,
+        "stream": stub.ServerStream,
+        "future": stub.Unary.future,
+    }
+    call = calls[shape]
     with pytest.raises(ValueError, match=r"[Cc]losed") as info:
         call(ProbeRequest(), timeout=5)
     [record] = grpc_calls
@@ -107,7 +114,7 @@ async def test_an_aio_call_grpc_rejects_at_once_is_recorded_and_the_exception_pa
 ) -> None:
     async with grpc.aio.insecure_channel("127.0.0.1:1") as channel:  # never dialled
         with pytest.raises(TypeError) as info:
-            channel.unary_unary("/tests.Nowhere/Call")(b"", timeout=5, metadata=5)
+            unary_unary(channel, "/tests.Nowhere/Call")(b"", timeout=5, metadata=5)  # type: ignore[arg-type]
     [call] = grpc_calls
     assert (call.method, call.done, call.code) == ("tests.Nowhere/Call", True, None)
     assert call.details == f"TypeError: {info.value}"
@@ -159,4 +166,4 @@ def test_a_stream_grpc_refuses_raises_at_the_call_as_without_the_plugin(
 async def test_an_aio_error_surfaces_where_grpc_raises_it(grpc_aio_test_server: AioGrpcTestServer) -> None:
     async with grpc.aio.insecure_channel(grpc_aio_test_server.target) as channel:
         with pytest.raises(TypeError):  # at the call, not at the await
-            channel.unary_unary("/a/b")(b"", timeout=5, metadata=5)
+            unary_unary(channel, "/a/b")(b"", timeout=5, metadata=5)  # type: ignore[arg-type]

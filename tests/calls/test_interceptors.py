@@ -43,14 +43,14 @@ class _Details(
     collections.namedtuple(
         "_Details", ["method", "timeout", "metadata", "credentials", "wait_for_ready", "compression"]
     ),
-    grpc.ClientCallDetails,  # type: ignore[misc]
+    grpc.ClientCallDetails,
 ):
     pass
 
 
 class _SetTimeout(
-    grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc]
-    grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
 ):
     """A user interceptor that replaces the timeout and adds a header."""
 
@@ -118,7 +118,7 @@ def test_nested_intercept_channels_record_each_call_once(channel: grpc.Channel, 
     assert call.timeout == 9.0  # the innermost interceptor has the last word
 
 
-class _StampDetails(grpc.ClientCallDetails):  # type: ignore[misc]
+class _StampDetails(grpc.ClientCallDetails):
     def __init__(self, details: Any, metadata: Any) -> None:
         self.method = details.method
         self.timeout = details.timeout
@@ -128,7 +128,7 @@ class _StampDetails(grpc.ClientCallDetails):  # type: ignore[misc]
         self.compression = getattr(details, "compression", None)
 
 
-class _Stamp(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+class _Stamp(grpc.UnaryUnaryClientInterceptor):
     """A user interceptor that adds a header."""
 
     def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
@@ -171,7 +171,7 @@ def test_intercept_channel_over_a_recorded_channel_records_each_call_once_with_t
 # --- asyncio interceptors -------------------------------------------------------------------------
 
 
-class _AioSetTimeout(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+class _AioSetTimeout(grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         metadata = grpc.aio.Metadata(*(details.metadata or ()), ("x-user", "added"))
         changed = grpc.aio.ClientCallDetails(
@@ -227,7 +227,7 @@ def _aio_details(details: Any, timeout: float) -> Any:
     )
 
 
-class _AioUnaryStreamTimeout(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+class _AioUnaryStreamTimeout(grpc.aio.UnaryStreamClientInterceptor):
     """User interceptors that send every streaming call with a 4.5 s timeout (one class per
     kind: grpc.aio files an interceptor under the first kind it implements only)."""
 
@@ -235,12 +235,12 @@ class _AioUnaryStreamTimeout(grpc.aio.UnaryStreamClientInterceptor):  # type: ig
         return await continuation(_aio_details(details, 4.5), request)
 
 
-class _AioStreamUnaryTimeout(grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
+class _AioStreamUnaryTimeout(grpc.aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
         return await continuation(_aio_details(details, 4.5), requests)
 
 
-class _AioStreamStreamTimeout(grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]
+class _AioStreamStreamTimeout(grpc.aio.StreamStreamClientInterceptor):
     async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
         return await continuation(_aio_details(details, 4.5), requests)
 

@@ -34,13 +34,13 @@ def raw_server() -> Iterator[tuple[str, list[tuple[tuple[str, Any], ...]]]]:
     request metadata of each call it received."""
     seen: list[tuple[tuple[str, Any], ...]] = []
 
-    class Record(grpc.ServerInterceptor):  # type: ignore[misc]
+    class Record(grpc.ServerInterceptor):
         def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
             seen.append(tuple(details.invocation_metadata))
             return continuation(details)
 
     executor = futures.ThreadPoolExecutor(2)
-    server = grpc.server(executor, interceptors=(Record(),))
+    server = grpc.server(executor, interceptors=(Record(),))  # type: ignore[arg-type]
     add_ProbeServicer_to_server(ProbeServicer(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()

@@ -28,6 +28,7 @@ from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeAioStub, ProbeR
 from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
 from pytest_grpc_deadlines.servers._pool import ServerFactory
 from pytest_grpc_deadlines.servers._sync import GrpcTestServer
+from tests.rpc import unary_stream
 
 pytest_plugins = ["pytester"]
 
@@ -37,7 +38,7 @@ SERVER_STREAM = f"{PROBE_SERVICE_NAME}/ServerStream"
 META = "tests.Meta/Echo"
 
 
-class _Details(grpc.ClientCallDetails):  # type: ignore[misc]
+class _Details(grpc.ClientCallDetails):
     def __init__(self, details: Any, timeout: float | None) -> None:
         self.method = details.method
         self.timeout = timeout
@@ -47,7 +48,7 @@ class _Details(grpc.ClientCallDetails):  # type: ignore[misc]
         self.compression = getattr(details, "compression", None)
 
 
-class _SetTimeout(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+class _SetTimeout(grpc.UnaryUnaryClientInterceptor):
     def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return continuation(_Details(details, 3.0), request)
 
@@ -70,7 +71,8 @@ async def test_an_aio_channel_and_its_multicallables_are_grpcs_own(
     grpc_aio_test_server: AioGrpcTestServer, grpc_calls: CallLog
 ) -> None:
     async with grpc.aio.insecure_channel(grpc_aio_test_server.target) as channel:
-        assert type(channel) is grpc_aio_channel.Channel
+        channel_type: type = type(channel)
+        assert channel_type is grpc_aio_channel.Channel
         assert isinstance(channel, grpc.aio.Channel)
         assert isinstance(channel.unary_unary("/a/b"), grpc.aio.UnaryUnaryMultiCallable)
         assert isinstance(channel.unary_stream("/a/b"), grpc.aio.UnaryStreamMultiCallable)
@@ -159,7 +161,7 @@ class _MetaServicer:
 
 
 def _add_meta(servicer: _MetaServicer, server: Any) -> None:
-    handler = grpc.unary_unary_rpc_method_handler(servicer.Echo)
+    handler: grpc.RpcMethodHandler[Any, Any] = grpc.unary_unary_rpc_method_handler(servicer.Echo)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("tests.Meta", {"Echo": handler}),))
 
 
@@ -169,7 +171,7 @@ def test_metadata_passes_through_and_only_the_pairing_header_is_added(
     server = grpc_test_server_factory((_add_meta, _MetaServicer()))
 
     def call(chan: grpc.Channel) -> tuple[list[str], Any, Any]:
-        echo = chan.unary_unary(f"/{META}")
+        echo: grpc.UnaryUnaryMultiCallable[bytes, bytes] = chan.unary_unary(f"/{META}")
         response, rpc = echo.with_call(b"", timeout=5, metadata=(("x-caller", "c"),))
         return response.decode().split(","), tuple(rpc.initial_metadata()), tuple(rpc.trailing_metadata())
 
@@ -206,7 +208,7 @@ def test_intercept_channel_over_a_mock_does_not_follow_it(grpc_calls: CallLog) -
     began = time.monotonic()
     inner = mock.Mock()
     channel = grpc.intercept_channel(inner, _SetTimeout())
-    channel.unary_stream("/a/b")(b"", timeout=5)
+    unary_stream(channel, "/a/b")(b"", timeout=5)
     inner.unary_stream.assert_called_once()
     assert time.monotonic() - began < 5  # margin: it returns in microseconds; a walk never does
     assert list(grpc_calls) == []
@@ -243,7 +245,7 @@ def test_a_deadline_an_interceptor_sets_is_the_one_recorded(
     assert seen.deadline <= 3.1  # margin: grpc's timeout header rounds 1-5 s up by up to 9 ms
 
 
-class _AioSetTimeout(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+class _AioSetTimeout(grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(details._replace(timeout=3.0), request)
 
@@ -254,7 +256,7 @@ async def test_an_aio_interceptor_appended_after_the_channel_was_made_is_seen(
 ) -> None:
     """Google's generated asyncio transports append their interceptor to a channel they are given."""
     async with grpc.aio.insecure_channel(grpc_aio_test_server.target) as channel:
-        channel._unary_unary_interceptors.append(_AioSetTimeout())
+        channel._unary_unary_interceptors.append(_AioSetTimeout())  # type: ignore[attr-defined]
         await ProbeAioStub(channel).Unary(ProbeRequest())
     [call] = grpc_calls
     assert call.timeout is not None
@@ -379,5 +381,5 @@ def test_uninstall_leaves_a_wrapper_another_library_put_over_ours(grpc_test_serv
             channel.unary_unary("/a/b")
         assert seen == ["theirs"]
     finally:
-        grpc_channel.Channel.unary_unary = original
+        grpc_channel.Channel.unary_unary = original  # type: ignore[method-assign]
         _rewind(depth)

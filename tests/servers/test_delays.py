@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import grpc.aio
@@ -17,6 +17,7 @@ from pytest_grpc_deadlines.servers._behaviour import jitter
 from pytest_grpc_deadlines.servers._pool import ServerFactory
 from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 from tests.echo_service import SAY, EchoServicer, add_EchoServicer_to_server, say
+from tests.rpc import future_error
 from tests.rpc import rpc_error as _error
 from tests.rpc import status_code as _code
 from tests.timing import REACHES_SERVER
@@ -227,13 +228,14 @@ def test_reset_during_a_delay_ends_the_call_cancelled_without_running_the_servic
     stub = server.probe()
     request = ProbeRequest(responses=2)
     # a response stream is a grpc.Future too: exception() waits for its end
-    future = (
-        stub.Unary.future(request, timeout=30) if method == UNARY else stub.ServerStream(request, timeout=30)
+    future = cast(
+        "grpc.Future[Any]",
+        stub.Unary.future(request, timeout=30) if method == UNARY else stub.ServerStream(request, timeout=30),
     )
     assert gate.wait_entered(10)
     [call] = server.calls
     server.reset()
-    error = future.exception(timeout=10)
+    error = future_error(future, 10)
     assert (error.code(), error.details()) == (grpc.StatusCode.CANCELLED, RESET)
     assert call.wait(10)
     assert call.outcome == "abandoned"

@@ -443,7 +443,7 @@ def test_bad_servicer_pairs_are_refused() -> None:
     with pytest.raises(TypeError, match="not add_FooServicer_to_server"):
         FakeServer((add_ProbeServicer_to_server, ProbeServicer()))
     with pytest.raises(TypeError, match="pairs such as"):
-        FakeServer(PROBE_SERVICE)
+        FakeServer(PROBE_SERVICE)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="given twice"):
         FakeServer((PROBE_SERVICE, ProbeServicer()), (PROBE_SERVICE, ProbeServicer()))
     with pytest.raises(ValueError, match="object does not implement Unary, ServerStream, ClientStream, Bidi"):

@@ -14,6 +14,7 @@ from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeRequest
 from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
 from pytest_grpc_deadlines.servers._pool import ServerFactory
 from pytest_grpc_deadlines.servers._sync import GrpcTestServer
+from tests.rpc import future_error
 from tests.rpc import status_code as _code
 from tests.timing import ENTRY_BOUND, REACHES_SERVER
 
@@ -176,7 +177,7 @@ def test_a_call_that_expired_while_queued_behind_a_busy_server_is_seen_cancelled
     assert busy.wait_entered(10)
     queued = server.hold(CLIENT_STREAM, honor_cancellation=True)
     second = server.probe().ClientStream.future(iter([ProbeRequest()]), timeout=REACHES_SERVER)
-    assert second.exception(timeout=10).code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert future_error(second, 10).code() is grpc.StatusCode.DEADLINE_EXCEEDED
     busy.release()
     assert first.result(timeout=10).index == 0
     assert queued.wait_entered(10)

@@ -23,6 +23,7 @@ from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeRequest
 from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
 from pytest_grpc_deadlines.servers._pool import ServerFactory
 from pytest_grpc_deadlines.servers._sync import GrpcTestServer
+from tests.rpc import future_error
 from tests.rpc import rpc_error as _error
 from tests.rpc import status_code as _code
 
@@ -229,7 +230,7 @@ def test_stop_with_grace_cancels_a_call_that_outlives_it(server: GrpcTestServer)
     future = server.probe().Unary.future(ProbeRequest(), timeout=30)
     assert gate.wait_entered(10)
     server.stop(0.05)
-    assert future.exception(timeout=10).code() is grpc.StatusCode.UNAVAILABLE
+    assert future_error(future, 10).code() is grpc.StatusCode.UNAVAILABLE
     gate.release()
 
 
@@ -239,7 +240,7 @@ def test_stop_defaults_to_the_cascade_grace(server: GrpcTestServer) -> None:
     future = server.probe().Unary.future(ProbeRequest(), timeout=30)
     assert gate.wait_entered(10)
     server.stop()
-    assert future.exception(timeout=10).code() is grpc.StatusCode.UNAVAILABLE
+    assert future_error(future, 10).code() is grpc.StatusCode.UNAVAILABLE
     gate.release()
 
 
@@ -250,7 +251,7 @@ def test_a_cascade_without_byte_limits_or_grace_adds_no_options_and_stops_at_onc
         future = server.probe().Unary.future(ProbeRequest(), timeout=30)
         assert gate.wait_entered(10)
         server.stop()  # no grace setting: at once, as stop(None)
-        assert future.exception(timeout=10).code() is grpc.StatusCode.UNAVAILABLE
+        assert future_error(future, 10).code() is grpc.StatusCode.UNAVAILABLE
         assert not server.is_running
 
 

@@ -16,6 +16,7 @@ from pytest_grpc_deadlines.servers._pool import ServerFactory
 from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 from tests.rpc import rpc_error as _error
 from tests.rpc import status_code as _code
+from tests.rpc import unary_unary
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 STREAM = f"{PROBE_SERVICE_NAME}/ServerStream"
@@ -38,7 +39,7 @@ def test_a_method_nothing_hosts_is_unimplemented_and_not_recorded(
     grpc_test_server_factory: ServerFactory,
 ) -> None:
     server = grpc_test_server_factory()
-    error = _error(lambda: server.channel().unary_unary("/nowhere.Service/Method")(b"", timeout=5))
+    error = _error(lambda: unary_unary(server.channel(), "/nowhere.Service/Method")(b"", timeout=5))
     assert error.code() is grpc.StatusCode.UNIMPLEMENTED
     assert server.calls == []
 
@@ -47,7 +48,7 @@ def test_a_method_nothing_hosts_is_unimplemented_and_not_recorded(
 async def test_aio_a_method_nothing_hosts_is_unimplemented_and_not_recorded(
     grpc_aio_test_server: AioGrpcTestServer,
 ) -> None:
-    call = grpc_aio_test_server.channel().unary_unary("/nowhere.Service/Method")(b"", timeout=5)
+    call = unary_unary(grpc_aio_test_server.channel(), "/nowhere.Service/Method")(b"", timeout=5)
     assert (await _error(call)).code() is grpc.StatusCode.UNIMPLEMENTED
     assert grpc_aio_test_server.calls == []
 

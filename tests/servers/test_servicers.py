@@ -19,6 +19,7 @@ from pytest_grpc_deadlines.servers._pool import ServerFactory
 from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 from tests.echo_service import CHORUS, SAY, EchoServicer, add_EchoServicer_to_server, say
 from tests.rpc import rpc_error as _error
+from tests.rpc import stream_stream, unary_stream, unary_unary
 from tests.timing import REACHES_SERVER
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"
@@ -42,7 +43,7 @@ class _Writer:
 
 
 def _add_writer(servicer: _Writer, server: Any) -> None:
-    handlers = {
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
         "Chorus": grpc.unary_stream_rpc_method_handler(servicer.Chorus),
         "Answer": grpc.stream_stream_rpc_method_handler(servicer.Answer),
         "Broken": grpc.unary_unary_rpc_method_handler(servicer.Broken),
@@ -61,7 +62,7 @@ def test_user_servicers_are_hosted_beside_each_other(grpc_test_server_factory: S
     )
     assert say(server.channel(), b"a") == b"echo:a"
     assert server.probe().Unary(ProbeRequest(), timeout=5).index == 0
-    assert list(server.channel().unary_stream(f"/{CHORUS}")(b"c", timeout=5)) == [b"c0", b"c1", b"c2"]
+    assert list(unary_stream(server.channel(), f"/{CHORUS}")(b"c", timeout=5)) == [b"c0", b"c1", b"c2"]
     assert set(server.methods) >= {SAY, CHORUS, UNARY}
 
 
@@ -99,7 +100,7 @@ class _Flood:
 
 
 def _add_flood(servicer: _Flood, server: Any) -> None:
-    handlers = {
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
         "Flood": grpc.unary_stream_rpc_method_handler(servicer.Flood),
         "Listed": grpc.unary_stream_rpc_method_handler(servicer.Listed),
         "Quiet": grpc.unary_unary_rpc_method_handler(servicer.Quiet),
@@ -115,7 +116,7 @@ def test_a_stream_the_client_cancels_is_abandoned_and_its_generator_closed(
     completing, so the handler can only end by grpc dropping the stream."""
     servicer = _Flood()
     server = grpc_test_server_factory((_add_flood, servicer))
-    stream = server.channel().unary_stream("/tests.Flood/Flood")(b"", timeout=30)
+    stream = unary_stream(server.channel(), "/tests.Flood/Flood")(b"", timeout=30)
     assert len(next(stream)) == 1_000_000
     stream.cancel()
     [call] = server.calls
@@ -126,14 +127,14 @@ def test_a_stream_the_client_cancels_is_abandoned_and_its_generator_closed(
 
 def test_a_servicer_may_return_a_list_for_a_response_stream(grpc_test_server_factory: ServerFactory) -> None:
     server = grpc_test_server_factory((_add_flood, _Flood()))
-    assert list(server.channel().unary_stream("/tests.Flood/Listed")(b"", timeout=5)) == [b"a", b"b", b"c"]
+    assert list(unary_stream(server.channel(), "/tests.Flood/Listed")(b"", timeout=5)) == [b"a", b"b", b"c"]
     [call] = server.calls
     assert (call.outcome, call.code) == ("ok", grpc.StatusCode.OK)
 
 
 def test_a_status_set_on_the_context_is_recorded_as_aborted(grpc_test_server_factory: ServerFactory) -> None:
     server = grpc_test_server_factory((_add_flood, _Flood()))
-    error = _error(lambda: server.channel().unary_unary("/tests.Flood/Quiet")(b"", timeout=5))
+    error = _error(lambda: unary_unary(server.channel(), "/tests.Flood/Quiet")(b"", timeout=5))
     assert (error.code(), error.details()) == (grpc.StatusCode.NOT_FOUND, "no such thing")
     [call] = server.calls
     assert (call.outcome, call.code, call.details) == ("aborted", grpc.StatusCode.NOT_FOUND, "no such thing")
@@ -141,7 +142,7 @@ def test_a_status_set_on_the_context_is_recorded_as_aborted(grpc_test_server_fac
 
 def test_an_exception_is_recorded_as_raised_with_its_text(grpc_test_server_factory: ServerFactory) -> None:
     server = grpc_test_server_factory((_add_flood, _Flood()))
-    error = _error(lambda: server.channel().unary_unary("/tests.Flood/Broken")(b"", timeout=5))
+    error = _error(lambda: unary_unary(server.channel(), "/tests.Flood/Broken")(b"", timeout=5))
     assert error.code() is grpc.StatusCode.UNKNOWN
     [call] = server.calls
     assert call.wait(5)
@@ -154,7 +155,7 @@ async def test_aio_an_exception_is_recorded_as_raised_with_its_text(
     grpc_aio_test_server_factory: AioFactory,
 ) -> None:
     server = await grpc_aio_test_server_factory((_add_writer, _Writer()))
-    call = server.channel().unary_unary("/tests.Writer/Broken")(b"", timeout=5)
+    call = unary_unary(server.channel(), "/tests.Writer/Broken")(b"", timeout=5)
     assert (await _error(call)).code() is grpc.StatusCode.UNKNOWN
     [record] = server.calls
     assert await record.wait_async(5)
@@ -169,7 +170,7 @@ async def test_aio_an_exception_is_recorded_as_raised_with_its_text(
 # --- generic and registered handlers --------------------------------------------------------------
 
 
-class _AnyMethod(grpc.GenericRpcHandler):  # type: ignore[misc]
+class _AnyMethod(grpc.GenericRpcHandler):
     """A hand-written generic handler: serves every method of ``tests.Any``, lists none."""
 
     def service(self, handler_call_details: Any) -> Any:
@@ -190,8 +191,8 @@ def test_an_opaque_generic_handler_accepts_any_service_method_name(
     server.fail("tests.Any/Refused", grpc.StatusCode.PERMISSION_DENIED)
     server.delay("/tests.Any/Slow", 0)
     channel = server.channel()
-    assert channel.unary_unary("/tests.Any/Slow")(b"x", timeout=5) == b"any:x"
-    error = _error(lambda: channel.unary_unary("/tests.Any/Refused")(b"x", timeout=5))
+    assert unary_unary(channel, "/tests.Any/Slow")(b"x", timeout=5) == b"any:x"
+    error = _error(lambda: unary_unary(channel, "/tests.Any/Refused")(b"x", timeout=5))
     assert error.code() is grpc.StatusCode.PERMISSION_DENIED
     assert [(c.method, c.outcome) for c in server.calls] == [
         ("tests.Any/Slow", "ok"),
@@ -203,7 +204,9 @@ def test_an_opaque_generic_handler_accepts_any_service_method_name(
 
 def _add_registered(servicer: EchoServicer, server: Any) -> None:
     """What grpcio-tools >= 1.63 generates: generic handlers plus registered method handlers."""
-    handlers = {"Say": grpc.unary_unary_rpc_method_handler(servicer.Say)}
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+        "Say": grpc.unary_unary_rpc_method_handler(servicer.Say)
+    }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("tests.Echo", handlers),))
     server.add_registered_method_handlers("tests.Echo", handlers)
 
@@ -240,9 +243,9 @@ async def test_a_servicer_that_writes_with_context_write_streams_its_messages(
 ) -> None:
     server = await grpc_aio_test_server_factory((_add_writer, _Writer()))
     channel = server.channel()
-    chorus = channel.unary_stream("/tests.Writer/Chorus")(b"la", timeout=5)
+    chorus = unary_stream(channel, "/tests.Writer/Chorus")(b"la", timeout=5)
     assert await _messages(chorus) == [b"la0", b"la1", b"la2"]
-    answer = channel.stream_stream("/tests.Writer/Answer")(_requests(b"a", b"b"), timeout=5)
+    answer = stream_stream(channel, "/tests.Writer/Answer")(_requests(b"a", b"b"), timeout=5)
     assert await _messages(answer) == [b"re:a", b"re:b"]
     assert [(c.method, c.outcome, c.request) for c in server.calls] == [
         ("tests.Writer/Chorus", "ok", b"la"),
@@ -256,10 +259,10 @@ async def test_a_writing_servicer_still_gets_delays_and_faults(
 ) -> None:
     server = await grpc_aio_test_server_factory((_add_writer, _Writer()))
     server.delay("tests.Writer/Chorus", 30)
-    chorus = server.channel().unary_stream("/tests.Writer/Chorus")(b"la", timeout=REACHES_SERVER)
+    chorus = unary_stream(server.channel(), "/tests.Writer/Chorus")(b"la", timeout=REACHES_SERVER)
     assert (await _error(_messages(chorus))).code() is grpc.StatusCode.DEADLINE_EXCEEDED
     server.fail("tests.Writer/Answer", grpc.StatusCode.UNAVAILABLE)
-    answer = server.channel().stream_stream("/tests.Writer/Answer")(_requests(b"a"), timeout=5)
+    answer = stream_stream(server.channel(), "/tests.Writer/Answer")(_requests(b"a"), timeout=5)
     assert (await _error(_messages(answer))).code() is grpc.StatusCode.UNAVAILABLE
     delayed, failed = server.calls
     assert await delayed.wait_async(10)
