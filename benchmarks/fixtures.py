@@ -36,7 +36,7 @@ from typing import Any
 import grpc
 from _report import print_table, versions
 
-from pytest_grpc_deadlines.cascade import DAGSTER
+from pytest_grpc_deadlines import DAGSTER, GrpcTestServer
 from pytest_grpc_deadlines.probe import (
     PROBE_SERVICE_NAME,
     ProbeRequest,
@@ -46,7 +46,6 @@ from pytest_grpc_deadlines.probe import (
 )
 from pytest_grpc_deadlines.servers._options import Transport
 from pytest_grpc_deadlines.servers._pool import ServerPool
-from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 MAX_WORKERS = 32  # GrpcTestServer's default, used for the raw servers too

@@ -34,11 +34,10 @@ from dataclasses import dataclass
 import grpc
 from _report import print_table, versions
 
+from pytest_grpc_deadlines import AioGrpcTestServer, GrpcTestServer
 from pytest_grpc_deadlines.calls import _recording as recording
 from pytest_grpc_deadlines.calls._recorder import CALL_ID_HEADER, RECORDER
 from pytest_grpc_deadlines.probe import ProbeAioStub, ProbeRequest, ProbeStub
-from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
-from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 
 TIMEOUT = 5.0
 TARGET = 1.10

@@ -17,11 +17,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from pytest_grpc_deadlines import DAGSTER
+from pytest_grpc_deadlines import DAGSTER, FakeServer, GrpcTestServer
 from pytest_grpc_deadlines.cascade import _explain as explain
 from pytest_grpc_deadlines.probe import PROBE_SERVICE, PROBE_SERVICE_NAME, ProbeRequest, ProbeServicer
-from pytest_grpc_deadlines.servers._fake import FakeServer
-from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 
 TABLE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "errors.md"
 QUIET = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:asyncio")

@@ -8,9 +8,9 @@ from concurrent import futures
 import grpc
 import pytest
 
+from pytest_grpc_deadlines import GrpcTestServer
 from pytest_grpc_deadlines.calls import _recording as recording
 from pytest_grpc_deadlines.probe import ProbeServicer, add_ProbeServicer_to_server
-from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 
 
 @pytest.fixture

@@ -4,15 +4,13 @@ recorder's sessions."""
 
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
 
-from pytest_grpc_deadlines.calls._recorder import ClientCall, Recorder
-from pytest_grpc_deadlines.calls._verdicts import CallLog
+from pytest_grpc_deadlines import CallLog, ClientCall, GrpcTestServer
+from pytest_grpc_deadlines.calls._recorder import Recorder
 from pytest_grpc_deadlines.probe import ProbeRequest
-from pytest_grpc_deadlines.servers._sync import GrpcTestServer
+from tests.calls.sites import line as _line
+from tests.calls.sites import site as _site
 
 pytest_plugins = ["pytester"]
 
@@ -20,15 +18,6 @@ QUIET = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:asynci
 
 
 # --- the test running when the call starts --------------------------------------------------------
-
-
-def _line() -> int:
-    """The caller's line: call it on the line that makes the RPC."""
-    return sys._getframe(1).f_lineno
-
-
-def _site(line: int) -> str:
-    return f"{os.path.relpath(__file__)}:{line}"
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import textwrap
 import grpc
 import pytest
 
+from pytest_grpc_deadlines import ClientCall
 from pytest_grpc_deadlines.calls._audit import AuditPolicy, finding, report, representable
-from pytest_grpc_deadlines.calls._recorder import ClientCall
 
 pytest_plugins = ["pytester"]
 

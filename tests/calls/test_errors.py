@@ -10,10 +10,8 @@ import grpc
 import grpc.aio
 import pytest
 
-from pytest_grpc_deadlines.calls._verdicts import CallLog
+from pytest_grpc_deadlines import AioGrpcTestServer, CallLog, GrpcTestServer
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeAioStub, ProbeRequest, ProbeStub
-from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
-from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 from tests.rpc import unary_unary
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"

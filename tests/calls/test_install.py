@@ -9,10 +9,9 @@ import pytest
 import wrapt
 from grpc import _channel as grpc_channel_module
 
+from pytest_grpc_deadlines import CallLog, GrpcTestServer
 from pytest_grpc_deadlines.calls import _recording as recording
-from pytest_grpc_deadlines.calls._verdicts import CallLog
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeRequest, ProbeStub
-from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 
 pytest_plugins = ["pytester"]
 

@@ -4,8 +4,6 @@ interceptor sent, at the caller's line; and a channel the plugin did not make st
 from __future__ import annotations
 
 import collections
-import os
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,27 +11,18 @@ import grpc
 import grpc.aio
 import pytest
 
+from pytest_grpc_deadlines import AioGrpcTestServer, CallLog, GrpcTestServer
 from pytest_grpc_deadlines.calls import _recording as recording
 from pytest_grpc_deadlines.calls._hooks import MOVED as READ_BACK
 from pytest_grpc_deadlines.calls._recorder import CALL_ID_HEADER
-from pytest_grpc_deadlines.calls._verdicts import CallLog
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeAioStub, ProbeRequest, ProbeStub
-from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
-from pytest_grpc_deadlines.servers._sync import GrpcTestServer
+from tests.calls.sites import line as _line
+from tests.calls.sites import site as _site
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 SERVER_STREAM = f"{PROBE_SERVICE_NAME}/ServerStream"
 CLIENT_STREAM = f"{PROBE_SERVICE_NAME}/ClientStream"
 BIDI = f"{PROBE_SERVICE_NAME}/Bidi"
-
-
-def _line() -> int:
-    """The caller's line: call it on the line that makes the RPC."""
-    return sys._getframe(1).f_lineno
-
-
-def _site(line: int) -> str:
-    return f"{os.path.relpath(__file__)}:{line}"
 
 
 # --- sync interceptors ----------------------------------------------------------------------------

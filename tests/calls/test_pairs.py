@@ -12,8 +12,8 @@ import grpc
 import grpc.aio
 import pytest
 
+from pytest_grpc_deadlines import AioGrpcTestServer, CallLog, GrpcTestServer
 from pytest_grpc_deadlines.calls._recorder import CALL_ID_HEADER
-from pytest_grpc_deadlines.calls._verdicts import CallLog
 from pytest_grpc_deadlines.probe import (
     PROBE_SERVICE_NAME,
     ProbeRequest,
@@ -21,8 +21,6 @@ from pytest_grpc_deadlines.probe import (
     ProbeStub,
     add_ProbeServicer_to_server,
 )
-from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
-from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 from tests.timing import ENTRY_BOUND, REACHES_SERVER
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -19,27 +17,17 @@ import grpc.aio
 import pytest
 from grpc import _channel as grpc_channel_module
 
+from pytest_grpc_deadlines import AioGrpcTestServer, CallLog, ClientCall, GrpcTestServer
 from pytest_grpc_deadlines.calls import _hooks as hooks
-from pytest_grpc_deadlines.calls._recorder import ClientCall
-from pytest_grpc_deadlines.calls._verdicts import CallLog
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeAioStub, ProbeRequest, ProbeStub
-from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
-from pytest_grpc_deadlines.servers._sync import GrpcTestServer
+from tests.calls.sites import line as _line
+from tests.calls.sites import site as _site
 from tests.timing import ENTRY_BOUND
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 SERVER_STREAM = f"{PROBE_SERVICE_NAME}/ServerStream"
 CLIENT_STREAM = f"{PROBE_SERVICE_NAME}/ClientStream"
 BIDI = f"{PROBE_SERVICE_NAME}/Bidi"
-
-
-def _line() -> int:
-    """The caller's line: call it on the line that makes the RPC."""
-    return sys._getframe(1).f_lineno
-
-
-def _site(line: int) -> str:
-    return f"{os.path.relpath(__file__)}:{line}"
 
 
 # --- what a record holds --------------------------------------------------------------------------

@@ -11,10 +11,10 @@ from typing import Any
 import grpc
 import pytest
 
-from pytest_grpc_deadlines.calls._recorder import ClientCall
+from pytest_grpc_deadlines import ClientCall, Pair, ServerCall
 from pytest_grpc_deadlines.calls._report import NEAR_MISS, SuiteReport
-from pytest_grpc_deadlines.calls._verdicts import Pair, verdict
-from pytest_grpc_deadlines.servers._records import Outcome, ServerCall
+from pytest_grpc_deadlines.calls._verdicts import verdict
+from pytest_grpc_deadlines.servers._records import Outcome
 
 pytest_plugins = ["pytester"]
 

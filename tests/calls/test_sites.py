@@ -13,9 +13,9 @@ import grpc
 import grpc.aio
 import pytest
 
+from pytest_grpc_deadlines import CallLog
 from pytest_grpc_deadlines.calls import _sites as sites
 from pytest_grpc_deadlines.calls._sites import relative as _relative
-from pytest_grpc_deadlines.calls._verdicts import CallLog
 from pytest_grpc_deadlines.probe import ProbeRequest, ProbeStub
 
 pytest_plugins = ["pytester"]

@@ -11,12 +11,11 @@ import grpc
 import grpc.aio
 import pytest
 
+from pytest_grpc_deadlines import CallLog, GrpcTestServer
 from pytest_grpc_deadlines.calls import _hooks as hooks
 from pytest_grpc_deadlines.calls import _sites as sites
 from pytest_grpc_deadlines.calls._hooks import ChannelInfo, Pending
-from pytest_grpc_deadlines.calls._verdicts import CallLog
 from pytest_grpc_deadlines.probe import ProbeRequest, ProbeStub
-from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 
 pytest_plugins = ["pytester"]
 

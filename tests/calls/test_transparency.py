@@ -20,14 +20,12 @@ import wrapt
 from grpc import _channel as grpc_channel
 from grpc.aio import _channel as grpc_aio_channel
 
+from pytest_grpc_deadlines import AioGrpcTestServer, CallLog, GrpcTestServer
 from pytest_grpc_deadlines.calls import _recording as recording
 from pytest_grpc_deadlines.calls._hooks import MOVED
 from pytest_grpc_deadlines.calls._recorder import CALL_ID_HEADER
-from pytest_grpc_deadlines.calls._verdicts import CallLog
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeAioStub, ProbeRequest, ProbeStub
-from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
 from pytest_grpc_deadlines.servers._pool import ServerFactory
-from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 from tests.rpc import unary_stream
 
 pytest_plugins = ["pytester"]

@@ -7,9 +7,10 @@ import threading
 import grpc
 import pytest
 
-from pytest_grpc_deadlines.calls._recorder import ClientCall, Recorder
-from pytest_grpc_deadlines.calls._verdicts import CallLog, Pair, Verdict, verdict
-from pytest_grpc_deadlines.servers._records import Outcome, ServerCall
+from pytest_grpc_deadlines import CallLog, ClientCall, Pair, ServerCall
+from pytest_grpc_deadlines.calls._recorder import Recorder
+from pytest_grpc_deadlines.calls._verdicts import Verdict, verdict
+from pytest_grpc_deadlines.servers._records import Outcome
 
 METHOD = "pkg.Service/Method"
 TEST = "test_mod.py::test_it"

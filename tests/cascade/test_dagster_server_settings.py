@@ -16,8 +16,15 @@ from collections.abc import Callable
 import pytest
 from hypothesis import find, given, settings
 
-from pytest_grpc_deadlines import DAGSTER, CascadeError, Resolved, assert_cascade_conforms, check
-from pytest_grpc_deadlines.cascade._overrides import OverrideError, parse_assignments, parse_marker
+from pytest_grpc_deadlines import (
+    DAGSTER,
+    CascadeError,
+    OverrideError,
+    Resolved,
+    assert_cascade_conforms,
+    check,
+)
+from pytest_grpc_deadlines.cascade._overrides import parse_assignments, parse_marker
 from pytest_grpc_deadlines.strategies import environs
 from tests.dagster_resolvers import (
     RESOLVERS,

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_grpc_deadlines import DAGSTER, Cascade, Setting, WholeNumber
-from pytest_grpc_deadlines.cascade._overrides import (
-    Layer,
-    OverrideError,
-    load_cascade,
-    parse_assignments,
-    parse_marker,
-)
+from pytest_grpc_deadlines import DAGSTER, Cascade, OverrideError, Setting, WholeNumber
+from pytest_grpc_deadlines.cascade._overrides import Layer, load_cascade, parse_assignments, parse_marker
 
 ORIGIN = "marker on test_x"
 NAMES = (

@@ -11,10 +11,9 @@ import time
 
 import pytest
 
+from pytest_grpc_deadlines import AioGrpcTestServer, GrpcTestServer
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeRequest
-from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
 from pytest_grpc_deadlines.servers._pool import ServerFactory
-from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 
 pytest_plugins = ["pytester"]
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from pytest_grpc_deadlines import GrpcTestServer
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeRequest, ProbeStub
-from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 from tests.rpc import rpc_error as _error
 from tests.timing import REACHES_SERVER
 

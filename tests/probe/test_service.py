@@ -9,9 +9,8 @@ from typing import Any
 import grpc
 import pytest
 
+from pytest_grpc_deadlines import AioGrpcTestServer, GrpcTestServer
 from pytest_grpc_deadlines.probe import ProbeRequest, ProbeStub
-from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
-from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 from tests.rpc import rpc_error as _error
 
 # --- answers --------------------------------------------------------------------------------------

@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pytest_grpc_deadlines import DAGSTER
+from pytest_grpc_deadlines import DAGSTER, OverrideError
 from pytest_grpc_deadlines.calls._audit import AuditPolicy, parse_ini_policy, parse_marker_policy
 from pytest_grpc_deadlines.cascade._environment import AppliedSettings, plan
-from pytest_grpc_deadlines.cascade._overrides import Layer, OverrideError, parse_assignments, parse_marker
+from pytest_grpc_deadlines.cascade._overrides import Layer, parse_assignments, parse_marker
 
 pytest_plugins = ["pytester"]
 

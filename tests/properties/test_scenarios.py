@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, find, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
+from pytest_grpc_deadlines import CallLog, GrpcTestServer
 from pytest_grpc_deadlines.calls._recorder import RECORDER
-from pytest_grpc_deadlines.calls._verdicts import CallLog, verdict
+from pytest_grpc_deadlines.calls._verdicts import verdict
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeRequest, ProbeStub
-from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 from pytest_grpc_deadlines.strategies import DeadlineScenario, deadline_scenarios
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_grpc_deadlines import GrpcTestServer
 from pytest_grpc_deadlines.servers._pool import ServerFactory
-from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 
 
 @pytest.fixture(params=["tcp", "unix"])

@@ -11,11 +11,9 @@ import grpc
 import grpc.aio
 import pytest
 
+from pytest_grpc_deadlines import AioGrpcTestServer, GrpcTestServer, jitter
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeRequest
-from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
-from pytest_grpc_deadlines.servers._behaviour import jitter
 from pytest_grpc_deadlines.servers._pool import ServerFactory
-from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 from tests.echo_service import SAY, EchoServicer, add_EchoServicer_to_server, say
 from tests.rpc import future_error
 from tests.rpc import rpc_error as _error

@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import pytest
 
+from pytest_grpc_deadlines import FakeRpc, FakeServer, MethodError
 from pytest_grpc_deadlines.probe import (
     PROBE_SERVICE,
     PROBE_SERVICE_NAME,
@@ -21,8 +22,7 @@ from pytest_grpc_deadlines.probe import (
     ProbeServicer,
     add_ProbeServicer_to_server,
 )
-from pytest_grpc_deadlines.servers._behaviour import MethodError
-from pytest_grpc_deadlines.servers._fake import INSTALL_HINT, FakeRpc, FakeServer, Metadatum
+from pytest_grpc_deadlines.servers._fake import INSTALL_HINT, Metadatum
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 SERVER_STREAM = f"{PROBE_SERVICE_NAME}/ServerStream"

@@ -8,10 +8,9 @@ import grpc
 import grpc.aio
 import pytest
 
+from pytest_grpc_deadlines import AioGrpcTestServer, GrpcTestServer
 from pytest_grpc_deadlines.probe import ProbeRequest
-from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
 from pytest_grpc_deadlines.servers._pool import ServerFactory
-from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 from tests.rpc import rpc_error as _error
 from tests.rpc import status_code as _code
 

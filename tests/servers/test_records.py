@@ -9,10 +9,9 @@ import grpc
 import grpc.aio
 import pytest
 
+from pytest_grpc_deadlines import AioGrpcTestServer, GrpcTestServer
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeRequest
-from pytest_grpc_deadlines.servers._aio import AioGrpcTestServer
 from pytest_grpc_deadlines.servers._pool import ServerFactory
-from pytest_grpc_deadlines.servers._sync import GrpcTestServer
 from tests.echo_service import EchoServicer, add_EchoServicer_to_server, say
 from tests.rpc import status_code as _code
 
