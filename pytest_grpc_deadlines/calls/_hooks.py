@@ -1,6 +1,6 @@
 """What the recording does at each point it observes a call: pure functions over grpc's arguments.
 
-:mod:`.recording` calls these from wrappers on grpc's own classes, at the innermost point of a
+:mod:`._recording` calls these from wrappers on grpc's own classes, at the innermost point of a
 call: a sync multicallable's ``__call__``, ``with_call`` and ``future`` (below any interceptors
 ``grpc.intercept_channel`` added, so the timeout seen is the one grpc sends), and an aio call's
 constructor (after the channel's interceptors ran, so the same holds). The arguments are passed

@@ -1,7 +1,7 @@
 """Client-side call records, and which test each call belongs to.
 
-:mod:`.recording` installs grpc client interceptors that create a :class:`ClientCall` for every
-RPC: method, target, the timeout grpc sends (and who set it), final status, elapsed time and the
+:mod:`._recording` wraps grpc's own channel classes so that every RPC gets a :class:`ClientCall`:
+method, target, the timeout grpc sends (and who set it), final status, elapsed time and the
 caller's file:line. Calls to the plugin's own servers carry one extra request header,
 :data:`CALL_ID_HEADER`, which pairs them with the server's records.
 
