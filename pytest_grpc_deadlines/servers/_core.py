@@ -247,6 +247,20 @@ def settle(
         call.finish("raised", grpc.StatusCode.UNKNOWN, f"{type(exc).__name__}: {exc}", exc)
 
 
+def _size(message: object, encode: Callable[[Any], bytes] | None) -> int | None:
+    """The serialized size of a response: protobuf's ByteSize, else the serializer's output."""
+    byte_size = getattr(message, "ByteSize", None)
+    if callable(byte_size):
+        size = byte_size()
+        return size if isinstance(size, int) else None
+    if encode is not None:
+        try:
+            return len(encode(message))
+        except Exception:  # grpc reports a serializer's failure itself
+            return None
+    return len(message) if isinstance(message, bytes) else None
+
+
 class ServerBase:
     """Configuration, per-method behaviour and records; subclasses run the grpc server."""
 
@@ -289,6 +303,8 @@ class ServerBase:
         self._faults: dict[str, Fault] = {}
         self._calls: list[ServerCall] = []
         self._gates: dict[str, GateBase] = {}
+        self._encoders: dict[str, Callable[[Any], bytes] | None] = {}
+        self._send_limit = -1
 
     # configuration -------------------------------------------------------------------------
     def _server_options(self) -> list[tuple[str, object]]:
@@ -296,6 +312,8 @@ class ServerBase:
         # grpc takes the first of repeated options: merge, so the caller's options win
         options: dict[str, object] = {"grpc.so_reuseport": 0, **dict(byte_limit_options(resolved))}
         options.update(self._user_options)
+        limit = options.get("grpc.max_send_message_length", -1)
+        self._send_limit = limit if isinstance(limit, int) and not isinstance(limit, bool) else -1
         return list(options.items())
 
     def limits_key(self) -> tuple[tuple[str, object], ...]:
@@ -563,6 +581,19 @@ class ServerBase:
         call.finish("aborted", fault.code, fault.details)
         yield Abort(fault.code, fault.details)
 
+    def _check_sendable(self, full: str, call: ServerCall, message: object) -> None:
+        """A response larger than the server's send limit: grpc will not send it and the client
+        gets RESOURCE_EXHAUSTED, so the record says that, not "ok"."""
+        if self._send_limit < 0:
+            return
+        size = _size(message, self._encoders.get(full))
+        if size is not None and size > self._send_limit:
+            call.finish(
+                "aborted",
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"Sent message larger than max ({size} vs. {self._send_limit})",
+            )
+
     def _unary_flow(self, full: str, call: ServerCall, state: CallState) -> Flow:
         """A unary response: hold, delay, fault, the servicer (RUN receives its response), the
         "after" delay, then the response is sent."""
@@ -572,6 +603,7 @@ class ServerBase:
             yield from self._fault(call, fault)
         response = yield RUN
         yield from self._after(full, call)
+        self._check_sendable(full, call, response)
         yield Emit(response)
 
     def _stream_flow(self, full: str, call: ServerCall, state: CallState) -> Flow:
@@ -590,6 +622,7 @@ class ServerBase:
             if interval is not None and (yield Wait(interval, True)) != "elapsed":
                 call.finish("abandoned")
                 yield Abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
+            self._check_sendable(full, call, message)
             yield Emit(message)
             count += 1
         if fault is not None:
@@ -609,6 +642,7 @@ class ServerBase:
     ) -> grpc.RpcMethodHandler[_Req, _Resp]:
         """The recording, behaviour-injecting handler around ``handler`` (same shape)."""
         decode, encode = handler.request_deserializer, handler.response_serializer
+        self._encoders[method] = encode
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary_response(method, handler.unary_unary), decode, encode

@@ -4,6 +4,7 @@ the handler to end, and the outcome the servicer gave."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 import grpc
 import grpc.aio
@@ -98,3 +99,49 @@ async def test_servicer_status_is_recorded_as_aborted(grpc_aio_test_server: AioG
     [call] = grpc_aio_test_server.calls
     assert await call.wait_async(5)
     assert (call.outcome, call.code) == ("aborted", grpc.StatusCode.NOT_FOUND)
+
+
+# --- a response grpc does not send ----------------------------------------------------------------
+
+SEND_LIMIT = {"grpc.max_send_message_length": 1000}
+
+
+def test_a_response_larger_than_the_send_limit_is_recorded_as_not_sent(
+    grpc_test_server_factory: ServerFactory,
+) -> None:
+    server = grpc_test_server_factory(options=SEND_LIMIT)
+    stub = server.probe()
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Unary(ProbeRequest(response_bytes=2000), timeout=5)
+    assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert stub.Unary(ProbeRequest(response_bytes=10), timeout=5).index == 0  # small ones pass
+    big, small = server.calls
+    assert big.wait(5)
+    assert (big.outcome, big.code) == ("aborted", grpc.StatusCode.RESOURCE_EXHAUSTED)
+    # the size grpc measured, in grpc's own words (the client's details say "SERVER: " first)
+    assert re.fullmatch(r"Sent message larger than max \(\d+ vs\. 1000\)", big.details or "")
+    assert info.value.details() == f"SERVER: {big.details}"
+    assert (small.outcome, small.code) == ("ok", grpc.StatusCode.OK)
+
+
+def test_a_stream_message_larger_than_the_send_limit_is_recorded_as_not_sent(
+    grpc_test_server_factory: ServerFactory,
+) -> None:
+    server = grpc_test_server_factory(options=SEND_LIMIT)
+    with pytest.raises(grpc.RpcError) as info:
+        list(server.probe().ServerStream(ProbeRequest(responses=2, response_bytes=2000), timeout=5))
+    assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    [call] = server.calls
+    assert call.wait(5)
+    assert (call.outcome, call.code) == ("aborted", grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+
+@pytest.mark.asyncio
+async def test_aio_a_response_larger_than_the_send_limit_is_recorded_as_not_sent() -> None:
+    async with AioGrpcTestServer(options=SEND_LIMIT) as server:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await server.probe().Unary(ProbeRequest(response_bytes=2000), timeout=5)
+        assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        [call] = server.calls
+        assert await call.wait_async(5)
+        assert (call.outcome, call.code) == ("aborted", grpc.StatusCode.RESOURCE_EXHAUSTED)
