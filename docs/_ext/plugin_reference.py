@@ -216,9 +216,9 @@ class BindingsDirective(SphinxDirective):
         cascade = _load(self.options.get("cascade", "pytest_grpc_deadlines:DAGSTER"))
         rows: list[Sequence[Cell]] = []
         for binding in cascade.bindings:
-            captured = binding.captured_by or "nothing: read when used"
+            captured = binding.captured_by or "nothing (its default arguments follow too)"
             rows.append([_code(f"{binding.module}:{binding.attribute}"), _code(binding.setting), captured])
-        return [_table(["attribute", "setting", "also captured at import by"], rows, [8, 3, 6])]
+        return [_table(["attribute", "setting", "captured where no patch reaches"], rows, [8, 3, 6])]
 
 
 def setup(app: Sphinx) -> dict[str, Any]:

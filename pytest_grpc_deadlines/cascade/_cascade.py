@@ -66,8 +66,9 @@ class Binding:
     """A module attribute that copies a setting when the module is imported.
 
     While a test's settings are in force, the attribute of an already-imported module is set to
-    the resolved value and restored afterwards. ``captured_by`` names code that took the value as
-    a default argument at import, which that patch cannot reach.
+    the resolved value and restored afterwards, and so is every default argument in the module's
+    source whose default expression names the attribute. ``captured_by`` names other code that
+    took the value at import and no patch reaches (the plugin warns when a test changes it).
     """
 
     module: str
@@ -377,9 +378,9 @@ def _dagster_server_checks(resolved: Resolved) -> list[Finding]:
                 (
                     "warning",
                     ("restart_interval",),
-                    f"restart_interval {interval} <= 0: `dagster code-server start` checks its code "
-                    "server process in a busy loop, using a whole CPU core, instead of every few "
-                    "seconds",
+                    f"restart_interval {interval} <= 0: `dagster dev` checks the code server "
+                    "processes it manages in a busy loop, using a whole CPU core, instead of every "
+                    "few seconds (`dagster code-server start` and `dagster api grpc` never read it)",
                 )
             )
     if "max_workers" not in resolved.errors:
@@ -467,10 +468,11 @@ DAGSTER = Cascade(
             "DAGSTER_CODE_SERVER_AUTO_RESTART_INTERVAL",
             5,
             rule=WholeNumber(empty_is_unset=False),
-            doc="seconds `dagster code-server start` waits between checks of its code server "
-            "process, restarting it if it exited (read as int(os.getenv(X, '5')), so an empty "
-            "value is an error; the environment document's 30 is the default of an unused "
-            "function in dagster/_grpc/server.py)",
+            doc="seconds `dagster dev` waits between checks of the code server processes it "
+            "manages, restarting one that exited (read as int(os.getenv(X, '5')) in "
+            "dagster/_cli/proxy_server_manager.py, so an empty value is an error there); "
+            "`dagster code-server start` and `dagster api grpc` never read it; the environment "
+            "document's 30 is the default of an unused function in dagster/_grpc/server.py",
         ),
         Setting(
             "log_exceptions",
@@ -509,20 +511,17 @@ DAGSTER = Cascade(
         ),
     ),
     checks=(_dagster_server_checks,),
+    # Every module of Dagster 1.13 that copies a timeout at import (tox -e dagster scans Dagster's
+    # source and fails on a copy not listed here); the default arguments that name these
+    # constants are found in each module's source and follow too.
     bindings=(
-        Binding(
-            "dagster._grpc.client",
-            "DEFAULT_GRPC_TIMEOUT",
-            "default",
-            captured_by="DagsterGrpcClient's methods (as a default argument)",
-        ),
-        Binding(
-            "dagster._grpc.client",
-            "DEFAULT_REPOSITORY_GRPC_TIMEOUT",
-            "repository",
-            captured_by="DagsterGrpcClient's methods (as a default argument)",
-        ),
+        Binding("dagster._grpc.client", "DEFAULT_GRPC_TIMEOUT", "default"),
+        Binding("dagster._grpc.client", "DEFAULT_REPOSITORY_GRPC_TIMEOUT", "repository"),
         Binding("dagster._grpc.client", "DEFAULT_SCHEDULE_GRPC_TIMEOUT", "schedule"),
         Binding("dagster._grpc.client", "DEFAULT_SENSOR_GRPC_TIMEOUT", "sensor"),
+        Binding("dagster._grpc.proxy_server", "DEFAULT_GRPC_TIMEOUT", "default"),
+        Binding("dagster._grpc.proxy_server", "DEFAULT_REPOSITORY_GRPC_TIMEOUT", "repository"),
+        Binding("dagster._grpc.proxy_server", "DEFAULT_SENSOR_GRPC_TIMEOUT", "sensor"),
+        Binding("dagster._api.snapshot_sensor", "DEFAULT_GRPC_TIMEOUT", "default"),
     ),
 )

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from ._calls import grpc_calls
 from ._config import pytest_addoption, pytest_configure, pytest_unconfigure
-from ._markers import grpc_timeouts, pytest_runtest_setup, pytest_runtest_teardown
+from ._markers import _grpc_deadlines_settings, grpc_timeouts, pytest_runtest_call
 
 __all__ = [
+    "_grpc_deadlines_settings",
     "grpc_calls",
     "grpc_timeouts",
     "pytest_addoption",
     "pytest_configure",
-    "pytest_runtest_setup",
-    "pytest_runtest_teardown",
+    "pytest_runtest_call",
     "pytest_unconfigure",
 ]

@@ -1,21 +1,24 @@
-"""The ``grpc_timeouts`` marker: applied around each test, and the fixture that reads it."""
+"""The ``grpc_timeouts`` marker: put in force around each test by an autouse fixture, and the
+``grpc_timeouts`` fixture that reads it."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
+import warnings
+from collections.abc import Iterator
 
 import pytest
 from _pytest.nodes import Node
 
+from .._errors import GrpcDeadlinesWarning
 from ..cascade._cascade import Resolved
 from ..cascade._environment import AppliedSettings, plan
 from ..cascade._overrides import Layer, OverrideError, parse_marker
 from ._state import STATE, State
 
-__all__ = ["grpc_timeouts", "pytest_runtest_setup", "pytest_runtest_teardown"]
+__all__ = ["_grpc_deadlines_settings", "grpc_timeouts", "pytest_runtest_call"]
 
-_APPLIED = pytest.StashKey[AppliedSettings]()
+_MARKS = pytest.StashKey[tuple[int, ...]]()
 _RESOLVED = pytest.StashKey[Resolved]()
 
 
@@ -41,26 +44,53 @@ def _layers(item: pytest.Item, state: State) -> list[Layer]:
     return layers
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
+@pytest.fixture(autouse=True)
+def _grpc_deadlines_settings(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Put the test's cascade settings in force for it and its function-scoped fixtures.
+
+    An autouse function-scoped fixture of the plugin: it runs after every session-, package-,
+    module- and class-scoped fixture of the test, so what those set is the ambient environment
+    the settings replace (or keep, with ``inherit=True``) and get back afterwards.
+    """
+    item = request.node
     state = item.config.stash[STATE]
+    marks = _marks(item)
+    item.stash[_MARKS] = marks
     layers = _layers(item, state)
     if not layers:
+        yield
         return
     applied = AppliedSettings(plan(state.cascade, layers, os.environ))
-    item.stash[_APPLIED] = applied
     item.stash[_RESOLVED] = applied.apply()
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
     try:
-        return (yield)
+        for notice in applied.notices:
+            warnings.warn(GrpcDeadlinesWarning(notice), stacklevel=1)
+    except GrpcDeadlinesWarning as exc:  # the run's warning filters make it an error
+        applied.restore()
+        del item.stash[_RESOLVED]
+        raise pytest.fail.Exception(f"GrpcDeadlinesWarning: {exc}", pytrace=False) from None
+    try:
+        yield
     finally:
-        applied = item.stash.get(_APPLIED, None)
-        if applied is not None:
-            applied.restore()
-            del item.stash[_APPLIED]
+        applied.restore()
+
+
+def _marks(item: pytest.Item) -> tuple[int, ...]:
+    return tuple(id(mark) for mark in item.iter_markers("grpc_timeouts"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """Refuse a ``grpc_timeouts`` marker added after the settings were put in force."""
+    seen = item.stash.get(_MARKS, None)
+    if seen is not None and _marks(item) != seen:
+        raise pytest.fail.Exception(
+            f"@pytest.mark.grpc_timeouts on {item.name}: the marker was added while the test's "
+            "fixtures were set up (request.applymarker), after the plugin had put the test's "
+            "settings in force, so it cannot take effect. Put the marker on the test, its class "
+            "or its module (pytestmark), or add it in a pytest_collection_modifyitems hook.",
+            pytrace=False,
+        )
 
 
 @pytest.fixture

@@ -98,8 +98,7 @@ def test_code_server_start_polls_with_the_proxy_server_managers_interval(
     assert server.get_auto_restart_code_server_interval() == 30
 
 
-def test_dagster_client_has_the_constants_the_cascade_binds() -> None:
-    assert len(DAGSTER.bindings) == 4
+def test_dagster_has_the_constants_the_cascade_binds() -> None:
     for binding in DAGSTER.bindings:
         module = importlib.import_module(binding.module)
         assert isinstance(getattr(module, binding.attribute, None), int), str(binding)
