@@ -10,6 +10,7 @@ Nothing here imports pytest or reads ``os.environ`` by itself.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -41,6 +42,10 @@ Finding = tuple[Literal["error", "warning"], tuple[str, ...], str]
 #: A check over a whole resolution, for rules that span settings (port and socket exclude each
 #: other); it must tolerate settings listed in ``resolved.errors``.
 Check = Callable[["Resolved"], Iterable[Finding]]
+
+
+#: grpc keeps message limits in a C int: larger values raise OverflowError at creation.
+INT32_MAX = 2_147_483_647
 
 
 @dataclass(frozen=True)
@@ -343,9 +348,46 @@ _REPOSITORY_FLOOR = (
 _CLICK_INT = "`dagster api grpc` refuses it: click reports it is not a valid integer ({exc})"
 
 
+def _byte_limits_asymmetry(resolved: Resolved) -> list[Finding]:
+    """A receive limit raised without the send limit (or the other way): Dagster's processes
+    share these variables, and the message between the two limits fails on one side."""
+    if {"max_rx_bytes", "max_send_bytes"} & set(resolved.errors):
+        return []
+    rx, send = resolved["max_rx_bytes"], resolved["max_send_bytes"]
+    if not isinstance(rx, int) or not isinstance(send, int):
+        return []
+    # 0, below -1 and beyond 32 bits get findings of their own; -1 is no limit at all
+    if any(limit == 0 or limit < -1 or limit > INT32_MAX for limit in (rx, send)):
+        return []
+    rx_limit = math.inf if rx == -1 else rx
+    send_limit = math.inf if send == -1 else send
+    if rx_limit > send_limit:
+        return [
+            (
+                "warning",
+                ("max_rx_bytes", "max_send_bytes"),
+                f"max_rx_bytes {rx} > max_send_bytes {send}: a message between the two (a large "
+                "repository snapshot, say) is accepted by the receiving side but not sent: the "
+                "code server fails it with RESOURCE_EXHAUSTED 'SERVER: Sent message larger than "
+                "max'. Raise DAGSTER_GRPC_MAX_SEND_BYTES with DAGSTER_GRPC_MAX_RX_BYTES.",
+            )
+        ]
+    if send_limit > rx_limit:
+        return [
+            (
+                "warning",
+                ("max_rx_bytes", "max_send_bytes"),
+                f"max_send_bytes {send} > max_rx_bytes {rx}: a message between the two is sent "
+                "but refused by the receiving side with RESOURCE_EXHAUSTED 'Received message "
+                "larger than max'. Raise DAGSTER_GRPC_MAX_RX_BYTES with DAGSTER_GRPC_MAX_SEND_BYTES.",
+            )
+        ]
+    return []
+
+
 def _dagster_server_checks(resolved: Resolved) -> list[Finding]:
     """The rules of `dagster api grpc` and `dagster code-server start` that span settings."""
-    found: list[Finding] = []
+    found: list[Finding] = _byte_limits_asymmetry(resolved)
     if not {"port", "socket"} & set(resolved.errors):
         # Dagster's two checks, `not (port or (socket and not (port and socket)))` in the command
         # and `(port or socket) and not (port and socket)` in DagsterGrpcServer, test the port's

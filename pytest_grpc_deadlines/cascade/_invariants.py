@@ -7,12 +7,10 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from ._cascade import Max, Resolved, Setting
+from ._cascade import INT32_MAX, Max, Resolved, Setting
 
 __all__ = ["INT32_MAX", "Violation", "check"]
 
-#: grpc keeps message limits in a C int: larger values raise OverflowError at creation.
-INT32_MAX = 2_147_483_647
 #: grpc fails a call at once when its timeout is this large or infinite (grpc#26236).
 UNREPRESENTABLE_TIMEOUT = 1e10
 #: grpc turns a timeout into a wall-clock deadline in int64 nanoseconds since the epoch: one that

@@ -581,3 +581,36 @@ def test_conformance_catches_a_misread_server_variable(
     # Shrinking usually leaves that one variable, but may keep others that do not matter.
     assert entry in message.splitlines()[0]
     assert f"\n  {mismatch}" in message
+
+
+# --- byte limits raised on one side only ------------------------------------------------------------
+
+
+def test_a_receive_limit_raised_alone_warns_that_the_sender_refuses_what_lies_between() -> None:
+    """The environment document's example raises only DAGSTER_GRPC_MAX_RX_BYTES."""
+    violations = check(DAGSTER.resolve({"DAGSTER_GRPC_MAX_RX_BYTES": "500000000"}))
+    assert [(v.severity, v.settings) for v in violations] == [("warning", ("max_rx_bytes", "max_send_bytes"))]
+    assert violations[0].message.startswith("max_rx_bytes 500000000 > max_send_bytes 100000000: ")
+    assert "'SERVER: Sent message larger than max'" in violations[0].message
+
+
+def test_a_send_limit_above_the_receive_limit_warns_that_the_receiver_refuses() -> None:
+    violations = check(DAGSTER.resolve({"DAGSTER_GRPC_MAX_SEND_BYTES": "200000000"}))
+    assert [v.settings for v in violations] == [("max_rx_bytes", "max_send_bytes")]
+    assert "'Received message larger than max'" in violations[0].message
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {},
+        {"DAGSTER_GRPC_MAX_RX_BYTES": "500000000", "DAGSTER_GRPC_MAX_SEND_BYTES": "500000000"},
+        {"DAGSTER_GRPC_MAX_RX_BYTES": "-1", "DAGSTER_GRPC_MAX_SEND_BYTES": "-1"},  # both unlimited
+        {"DAGSTER_GRPC_MAX_RX_BYTES": "0"},  # a finding of its own: everything is refused
+    ],
+)
+def test_equal_byte_limits_or_one_with_a_finding_of_its_own_give_no_asymmetry_warning(
+    environ: dict[str, str],
+) -> None:
+    both = ("max_rx_bytes", "max_send_bytes")
+    assert [v for v in check(DAGSTER.resolve(environ)) if v.settings == both] == []

@@ -132,7 +132,7 @@ def test_byte_limit_below_minus_one_is_a_version_dependent_warning() -> None:
 
 
 def test_byte_limit_at_int32_max_is_fine() -> None:
-    assert violations({RX: "2147483647"}) == []
+    assert violations({RX: "2147483647", SEND: "2147483647"}) == []
 
 
 @pytest.mark.parametrize("text", ["2147483648", "-2147483649"])
