@@ -37,6 +37,7 @@ PUBLIC = {
     "MissingExtraError",
     "OverrideError",
     "Pair",
+    "Process",
     "Ref",
     "Resolved",
     "ServerCall",

@@ -16,6 +16,7 @@ from ._cascade import (
     Cascade,
     Check,
     Finding,
+    Process,
     Resolved,
     Setting,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "Finding",
     "Flag",
     "Max",
+    "Process",
     "Ref",
     "Resolved",
     "Rule",

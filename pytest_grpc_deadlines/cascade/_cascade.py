@@ -28,6 +28,7 @@ __all__ = [
     "Finding",
     "Flag",
     "Max",
+    "Process",
     "Ref",
     "Resolved",
     "Setting",
@@ -86,6 +87,16 @@ class Binding:
 
 
 @dataclass(frozen=True)
+class Process:
+    """A program that reads some of a cascade's settings (``explain --process`` checks only
+    those): its name on the command line, what it is, and the settings it reads."""
+
+    name: str
+    description: str
+    settings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Cascade:
     """An ordered, declarative list of settings read from environment variables.
 
@@ -98,6 +109,7 @@ class Cascade:
     bindings: tuple[Binding, ...] = ()
     reader: str = ""
     checks: tuple[Check, ...] = ()
+    processes: tuple[Process, ...] = ()
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
@@ -124,6 +136,10 @@ class Cascade:
                         )
             seen.add(setting.name)
             env_vars.add(setting.env_var)
+        for process in self.processes:
+            unknown = [name for name in process.settings if name not in seen]
+            if unknown:
+                raise ArgumentError(f"process {process.name!r} names unknown settings {unknown}")
         for binding in self.bindings:
             if binding.setting not in seen:
                 raise ArgumentError(f"binding {binding} names an unknown setting")
@@ -346,6 +362,7 @@ _REPOSITORY_FLOOR = (
 )
 
 _CLICK_INT = "`dagster api grpc` refuses it: click reports it is not a valid integer ({exc})"
+_CLICK_INT_START = "`dagster code-server start` refuses it: click reports it is not a valid integer ({exc})"
 
 
 def _byte_limits_asymmetry(resolved: Resolved) -> list[Finding]:
@@ -385,34 +402,43 @@ def _byte_limits_asymmetry(resolved: Resolved) -> list[Finding]:
     return []
 
 
+def _port_and_socket(resolved: Resolved, port_name: str, socket_name: str, command: str) -> list[Finding]:
+    """Dagster's two checks of a server command's port and socket: `not (port or (socket and not
+    (port and socket)))` in the command and `(port or socket) and not (port and socket)` in
+    DagsterGrpcServer. Both test the port's truth: a port of 0 with a socket passes both and the
+    server listens on the socket."""
+    if {port_name, socket_name} & set(resolved.errors):
+        return []
+    port, socket = resolved[port_name], resolved[socket_name]
+    port_var, socket_var = resolved.cascade[port_name].env_var, resolved.cascade[socket_name].env_var
+    if port and socket is not None:
+        return [
+            (
+                "error",
+                (port_name, socket_name),
+                f"{port_var}={resolved.raw(port_name)!r} and {socket_var}="
+                f"{resolved.raw(socket_name)!r} are both set: `{command}` fails with "
+                "CheckError 'You must pass one and only one of `port` or `socket`.'",
+            )
+        ]
+    if port == 0 and socket is None:
+        return [
+            (
+                "error",
+                (port_name,),
+                f"{port_var}={resolved.raw(port_name)!r} (port 0) with no {socket_var}: "
+                f"`{command}` fails with UsageError 'You must pass one and only one of "
+                "--port/-p or --socket/-s.'",
+            )
+        ]
+    return []
+
+
 def _dagster_server_checks(resolved: Resolved) -> list[Finding]:
     """The rules of `dagster api grpc` and `dagster code-server start` that span settings."""
     found: list[Finding] = _byte_limits_asymmetry(resolved)
-    if not {"port", "socket"} & set(resolved.errors):
-        # Dagster's two checks, `not (port or (socket and not (port and socket)))` in the command
-        # and `(port or socket) and not (port and socket)` in DagsterGrpcServer, test the port's
-        # truth: a port of 0 with a socket passes both and the server listens on the socket.
-        port, socket = resolved["port"], resolved["socket"]
-        if port and socket is not None:
-            found.append(
-                (
-                    "error",
-                    ("port", "socket"),
-                    f"DAGSTER_GRPC_PORT={resolved.raw('port')!r} and DAGSTER_GRPC_SOCKET="
-                    f"{resolved.raw('socket')!r} are both set: `dagster api grpc` fails with "
-                    "CheckError 'You must pass one and only one of `port` or `socket`.'",
-                )
-            )
-        elif port == 0 and socket is None:
-            found.append(
-                (
-                    "error",
-                    ("port",),
-                    f"DAGSTER_GRPC_PORT={resolved.raw('port')!r} (port 0) with no DAGSTER_GRPC_SOCKET: "
-                    "`dagster api grpc` fails with UsageError 'You must pass one and only one of "
-                    "--port/-p or --socket/-s.'",
-                )
-            )
+    found += _port_and_socket(resolved, "port", "socket", "dagster api grpc")
+    found += _port_and_socket(resolved, "code_server_port", "code_server_socket", "dagster code-server start")
     if "restart_interval" not in resolved.errors:
         interval = resolved["restart_interval"]
         if isinstance(interval, int) and interval <= 0:
@@ -443,6 +469,17 @@ def _dagster_server_checks(resolved: Resolved) -> list[Finding]:
                     ("max_workers",),
                     "max_workers 1: one slow call blocks every other call to the code server, "
                     "and `dagster api grpc --heartbeat` refuses it (it needs None or more than 1)",
+                )
+            )
+    if "code_server_max_workers" not in resolved.errors:
+        workers = resolved["code_server_max_workers"]
+        if isinstance(workers, int) and workers < 1:
+            found.append(
+                (
+                    "error",
+                    ("code_server_max_workers",),
+                    f"code_server_max_workers {workers} < 1: `dagster code-server start`'s thread "
+                    "pool raises ValueError 'max_workers must be greater than 0' when it starts",
                 )
             )
     return found
@@ -551,8 +588,117 @@ DAGSTER = Cascade(
             rule=WholeNumber(reader="click.INT", refuses=_CLICK_INT),
             doc="worker threads of `dagster api grpc` (None: grpc's default)",
         ),
+        Setting(
+            "code_server_port",
+            "DAGSTER_CODE_SERVER_PORT",
+            None,
+            rule=WholeNumber(reader="click.INT", refuses=_CLICK_INT_START),
+            doc="TCP port of `dagster code-server start`",
+        ),
+        Setting(
+            "code_server_socket",
+            "DAGSTER_CODE_SERVER_SOCKET",
+            None,
+            rule=Text(),
+            doc="unix socket path of `dagster code-server start`; excludes code_server_port",
+        ),
+        Setting(
+            "code_server_host",
+            "DAGSTER_CODE_SERVER_HOST",
+            "localhost",
+            rule=Text(),
+            doc="host `dagster code-server start` binds",
+        ),
+        Setting(
+            "code_server_max_workers",
+            "DAGSTER_CODE_SERVER_MAX_WORKERS",
+            None,
+            rule=WholeNumber(reader="click.INT", refuses=_CLICK_INT_START),
+            doc="worker threads of `dagster code-server start` (None: Python's default)",
+        ),
+        Setting(
+            "startup_timeout",
+            "DAGSTER_CODE_SERVER_STARTUP_TIMEOUT",
+            0,
+            rule=WholeNumber(reader="click.INT", refuses=_CLICK_INT_START),
+            doc="seconds `dagster code-server start` waits for its code server process to load (0: no limit)",
+        ),
+        Setting(
+            "heartbeat_ttl",
+            "DAGSTER_GRPC_PROXY_HEARTBEAT_TTL_SECONDS",
+            30,
+            rule=WholeNumber(empty_is_unset=False),
+            doc="seconds the code server process of `dagster code-server start` lives without a "
+            "heartbeat from it (read as int(os.getenv(X, '30')) when dagster._cli.code_server "
+            "is imported, so an empty or bad value fails every `dagster` command)",
+        ),
+        Setting(
+            "heartbeat_timeout",
+            "DAGSTER_PROXY_SERVER_HEARTBEAT_TIMEOUT",
+            30,
+            rule=WholeNumber(empty_is_unset=False),
+            doc="seconds `dagster code-server start --heartbeat` waits for a heartbeat before it "
+            "shuts down (read as int(os.getenv(X, '30')) when dagster._cli.code_server is "
+            "imported)",
+        ),
     ),
     checks=(_dagster_server_checks,),
+    processes=(
+        Process(
+            "client",
+            "the webserver and the daemon: DagsterGrpcClient calls to code servers",
+            ("default", "repository", "schedule", "sensor", "max_rx_bytes", "max_send_bytes"),
+        ),
+        Process(
+            "code-server",
+            "`dagster api grpc`: a code server",
+            (
+                "grace",
+                "max_rx_bytes",
+                "max_send_bytes",
+                "log_exceptions",
+                "port",
+                "socket",
+                "host",
+                "max_workers",
+            ),
+        ),
+        Process(
+            "code-server-start",
+            "`dagster code-server start`: a proxy in front of a `dagster api grpc` process it "
+            "starts (which reads the code-server settings)",
+            (
+                "default",
+                "repository",
+                "sensor",
+                "grace",
+                "max_rx_bytes",
+                "max_send_bytes",
+                "code_server_port",
+                "code_server_socket",
+                "code_server_host",
+                "code_server_max_workers",
+                "startup_timeout",
+                "heartbeat_ttl",
+                "heartbeat_timeout",
+            ),
+        ),
+        Process(
+            "dev",
+            "`dagster dev`: the webserver, the daemon and the code servers it manages",
+            (
+                "default",
+                "repository",
+                "schedule",
+                "sensor",
+                "grace",
+                "max_rx_bytes",
+                "max_send_bytes",
+                "restart_interval",
+                "log_exceptions",
+            ),
+        ),
+    ),
     # Every module of Dagster 1.13 that copies a timeout at import (tox -e dagster scans Dagster's
     # source and fails on a copy not listed here); the default arguments that name these
     # constants are found in each module's source and follow too.

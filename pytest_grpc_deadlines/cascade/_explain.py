@@ -12,9 +12,10 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import NoReturn, TextIO
 
-from ._cascade import DAGSTER, Cascade, Resolved
+from ._cascade import DAGSTER, Cascade, Process, Resolved
 from ._invariants import Violation, check
 from ._overrides import OverrideError, load_cascade
+from ._processes import Environment, between, load_env_file, reads
 
 __all__ = ["EXIT_ERRORS", "EXIT_OK", "EXIT_USAGE", "EXIT_WARNINGS", "main"]
 
@@ -54,6 +55,21 @@ def _parser() -> argparse.ArgumentParser:
         default="",
         help="a pytest_grpc_deadlines.Cascade to use instead of the built-in Dagster cascade",
     )
+    explain.add_argument(
+        "--process",
+        metavar="NAME",
+        default="",
+        help="check only the settings this process reads (the cascade's processes: for Dagster "
+        "client, code-server, code-server-start, dev)",
+    )
+    explain.add_argument(
+        "--env-file",
+        metavar="[PROCESS=]PATH",
+        action="append",
+        default=[],
+        help="resolve from this file of NAME=VALUE lines instead of the environment; given more "
+        "than once (one per process), also check the processes against each other",
+    )
     explain.add_argument("--json", action="store_true", help="print one JSON object instead")
     return parser
 
@@ -72,12 +88,22 @@ def _shown(resolved: Resolved, name: str) -> str:
     return repr(resolved[name])
 
 
-def render_text(resolved: Resolved, violations: Sequence[Violation]) -> str:
+def render_text(
+    resolved: Resolved,
+    violations: Sequence[Violation],
+    process: Process | None = None,
+    source: str = "the environment",
+) -> str:
     cascade = resolved.cascade
     rows = [("NAME", "VALUE", "SOURCE")]
-    rows += [(s.name, _shown(resolved, s.name), resolved.source(s.name)) for s in cascade]
+    rows += [
+        (s.name, _shown(resolved, s.name), resolved.source(s.name))
+        for s in cascade
+        if reads(process, (s.name,))
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(2)]
-    lines = [f"{cascade.name} cascade, resolved from the environment:"]
+    who = f" for {process.name} ({process.description})" if process else ""
+    lines = [f"{cascade.name} cascade{who}, resolved from {source}:"]
     lines += [f"  {a:<{widths[0]}}  {b:<{widths[1]}}  {c}" for a, b, c in rows]
     if violations:
         lines.append("")
@@ -87,9 +113,11 @@ def render_text(resolved: Resolved, violations: Sequence[Violation]) -> str:
     return "\n".join(lines)
 
 
-def render_json(resolved: Resolved, violations: Sequence[Violation]) -> str:
+def render_json(resolved: Resolved, violations: Sequence[Violation], process: Process | None = None) -> str:
     settings = []
     for setting in resolved.cascade:
+        if not reads(process, (setting.name,)):
+            continue
         error = resolved.errors.get(setting.name)
         settings.append(
             {
@@ -113,6 +141,79 @@ def render_json(resolved: Resolved, violations: Sequence[Violation]) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False, default=repr)
 
 
+def _process(cascade: Cascade, name: str, where: str) -> Process:
+    for process in cascade.processes:
+        if process.name == name:
+            return process
+    accepted = ", ".join(p.name for p in cascade.processes) or "none: the cascade names no processes"
+    raise _UsageError(
+        f"{where}: unknown process {name!r} for the {cascade.name} cascade; accepted: {accepted}"
+    )
+
+
+def _environments(
+    cascade: Cascade, process: str, env_files: Sequence[str], environ: Mapping[str, str]
+) -> list[Environment]:
+    default = _process(cascade, process, "--process") if process else None
+    if not env_files:
+        return [Environment("the environment", default, environ)]
+    out = []
+    for spec in env_files:
+        chosen = default
+        name, sep, path = spec.partition("=")
+        if sep and name and all(c.isalnum() or c in "-_" for c in name) and not os.path.exists(spec):
+            chosen = _process(cascade, name, f"--env-file {spec}")
+        else:
+            path = spec
+        try:
+            values = load_env_file(path)
+        except (OSError, ValueError) as exc:
+            raise _UsageError(f"--env-file {spec}: {exc}") from None
+        out.append(Environment(path, chosen, values))
+    return out
+
+
+def _render_many(
+    environments: Sequence[Environment],
+    results: Sequence[tuple[Resolved, list[Violation]]],
+    crossed: Sequence[tuple[str, Violation]],
+    as_json: bool,
+) -> str:
+    worst = exit_code([v for _, vs in results for v in vs] + [v for _, v in crossed])
+    if as_json:
+        doc = {
+            "cascade": results[0][0].cascade.name,
+            "processes": [
+                {
+                    "process": env.process.name if env.process else None,
+                    "source": env.source,
+                    **json.loads(render_json(resolved, violations, env.process)),
+                }
+                for env, (resolved, violations) in zip(environments, results, strict=True)
+            ],
+            "between": [
+                {
+                    "processes": pair,
+                    "severity": v.severity,
+                    "settings": list(v.settings),
+                    "message": v.message,
+                }
+                for pair, v in crossed
+            ],
+            "exit_code": worst,
+        }
+        return json.dumps(doc, indent=2, ensure_ascii=False, default=repr)
+    parts = [
+        render_text(resolved, violations, env.process, env.source)
+        for env, (resolved, violations) in zip(environments, results, strict=True)
+    ]
+    if len(environments) > 1:
+        lines = ["between the processes:"]
+        lines += [f"{v.severity}: {pair}: {v.message}" for pair, v in crossed] or ["  no errors, no warnings"]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
 def main(
     argv: Sequence[str] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -126,12 +227,27 @@ def main(
         if args.command != "explain":
             raise _UsageError(f"{_parser().prog}: error: a command is required: explain")
         cascade: Cascade = load_cascade(args.cascade, "--cascade") if args.cascade else DAGSTER
+        environments = _environments(
+            cascade, args.process, args.env_file, os.environ if environ is None else environ
+        )
     except (_UsageError, OverrideError) as exc:
         print(str(exc), file=err)
         print(_parser().format_usage().rstrip(), file=err)
         return EXIT_USAGE
-    resolved = cascade.resolve(os.environ if environ is None else environ)
-    violations = check(resolved)
-    text = render_json(resolved, violations) if args.json else render_text(resolved, violations)
-    print(text, file=out)
-    return exit_code(violations)
+    results = []
+    for env in environments:
+        resolved = cascade.resolve(env.values)
+        results.append((resolved, [v for v in check(resolved) if reads(env.process, v.settings)]))
+    if len(environments) == 1 and environments[0].process is None:
+        resolved, violations = results[0]
+        source = environments[0].source
+        text = (
+            render_json(resolved, violations)
+            if args.json
+            else render_text(resolved, violations, None, source)
+        )
+        print(text, file=out)
+        return exit_code(violations)
+    crossed = between(environments, [resolved for resolved, _ in results])
+    print(_render_many(environments, results, crossed, args.json), file=out)
+    return exit_code([v for _, vs in results for v in vs] + [v for _, v in crossed])

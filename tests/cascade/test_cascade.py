@@ -31,6 +31,15 @@ PORT = "DAGSTER_GRPC_PORT"
 SOCKET = "DAGSTER_GRPC_SOCKET"
 HOST = "DAGSTER_GRPC_HOST"
 MAX_WORKERS = "DAGSTER_GRPC_MAX_WORKERS"
+CODE_SERVER_PORT = "DAGSTER_CODE_SERVER_PORT"
+CODE_SERVER_SOCKET = "DAGSTER_CODE_SERVER_SOCKET"
+CODE_SERVER_HOST = "DAGSTER_CODE_SERVER_HOST"
+CODE_SERVER_MAX_WORKERS = "DAGSTER_CODE_SERVER_MAX_WORKERS"
+STARTUP_TIMEOUT = "DAGSTER_CODE_SERVER_STARTUP_TIMEOUT"
+HEARTBEAT_TTL = "DAGSTER_GRPC_PROXY_HEARTBEAT_TTL_SECONDS"
+HEARTBEAT_TIMEOUT = "DAGSTER_PROXY_SERVER_HEARTBEAT_TIMEOUT"
+#: Read as int(os.getenv(X, default)): an empty value is not "unset" there.
+GETENV_WITH_DEFAULT = (RESTART, HEARTBEAT_TTL, HEARTBEAT_TIMEOUT)
 
 DEFAULTS = {
     "default": 60,
@@ -46,6 +55,13 @@ DEFAULTS = {
     "socket": None,
     "host": "localhost",
     "max_workers": None,
+    "code_server_port": None,
+    "code_server_socket": None,
+    "code_server_host": "localhost",
+    "code_server_max_workers": None,
+    "startup_timeout": 0,
+    "heartbeat_ttl": 30,
+    "heartbeat_timeout": 30,
 }
 
 
@@ -71,6 +87,13 @@ def test_dagster_cascade_names_and_env_vars_are_dagsters() -> None:
         "socket",
         "host",
         "max_workers",
+        "code_server_port",
+        "code_server_socket",
+        "code_server_host",
+        "code_server_max_workers",
+        "startup_timeout",
+        "heartbeat_ttl",
+        "heartbeat_timeout",
     )
     assert DAGSTER.env_vars == (
         GRPC,
@@ -86,6 +109,13 @@ def test_dagster_cascade_names_and_env_vars_are_dagsters() -> None:
         SOCKET,
         HOST,
         MAX_WORKERS,
+        CODE_SERVER_PORT,
+        CODE_SERVER_SOCKET,
+        CODE_SERVER_HOST,
+        CODE_SERVER_MAX_WORKERS,
+        STARTUP_TIMEOUT,
+        HEARTBEAT_TTL,
+        HEARTBEAT_TIMEOUT,
     )
 
 
@@ -131,7 +161,7 @@ def test_byte_limits_are_read_from_their_variables() -> None:
     assert (resolved.max_rx_bytes, resolved.max_send_bytes) == (200, -1)
 
 
-@pytest.mark.parametrize("env_var", [v for v in DAGSTER.env_vars if v != RESTART])
+@pytest.mark.parametrize("env_var", [v for v in DAGSTER.env_vars if v not in GETENV_WITH_DEFAULT])
 def test_empty_string_counts_as_unset(env_var: str) -> None:
     resolved = DAGSTER.resolve({env_var: ""})
     assert values(resolved) == DEFAULTS
@@ -285,7 +315,7 @@ def test_resolved_supports_attribute_and_mapping_access() -> None:
     resolved = DAGSTER.resolve({SENSOR: "5"})
     assert resolved.sensor == resolved["sensor"] == 5
     assert list(resolved) == list(DAGSTER.names)
-    assert len(resolved) == 13
+    assert len(resolved) == len(DAGSTER.settings) == 20
     assert "sensor" in resolved
     assert "nope" not in resolved
     assert dict(resolved.items())["sensor"] == 5

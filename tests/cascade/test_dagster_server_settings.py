@@ -45,6 +45,13 @@ NEW_SETTINGS = {
     "socket": SOCKET,
     "host": HOST,
     "max_workers": MAX_WORKERS,
+    "code_server_port": "DAGSTER_CODE_SERVER_PORT",
+    "code_server_socket": "DAGSTER_CODE_SERVER_SOCKET",
+    "code_server_host": "DAGSTER_CODE_SERVER_HOST",
+    "code_server_max_workers": "DAGSTER_CODE_SERVER_MAX_WORKERS",
+    "startup_timeout": "DAGSTER_CODE_SERVER_STARTUP_TIMEOUT",
+    "heartbeat_ttl": "DAGSTER_GRPC_PROXY_HEARTBEAT_TTL_SECONDS",
+    "heartbeat_timeout": "DAGSTER_PROXY_SERVER_HEARTBEAT_TIMEOUT",
 }
 
 BOTH_SET = "You must pass one and only one of `port` or `socket`."

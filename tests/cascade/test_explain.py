@@ -255,6 +255,13 @@ def test_json_output_has_settings_violations_and_exit_code() -> None:
         "socket",
         "host",
         "max_workers",
+        "code_server_port",
+        "code_server_socket",
+        "code_server_host",
+        "code_server_max_workers",
+        "startup_timeout",
+        "heartbeat_ttl",
+        "heartbeat_timeout",
     ]
     sensor = doc["settings"][3]
     assert sensor == {

@@ -10,7 +10,9 @@ from pytest_grpc_deadlines.cascade._overrides import Layer, load_cascade, parse_
 ORIGIN = "marker on test_x"
 NAMES = (
     "default, repository, schedule, sensor, grace, max_rx_bytes, max_send_bytes, "
-    "restart_interval, log_exceptions, port, socket, host, max_workers"
+    "restart_interval, log_exceptions, port, socket, host, max_workers, code_server_port, "
+    "code_server_socket, code_server_host, code_server_max_workers, startup_timeout, heartbeat_ttl, "
+    "heartbeat_timeout"
 )
 KEYWORDS = f"{NAMES}, inherit"
 STRICT = Cascade("strict", (Setting("restart", "MY_RESTART", 5, rule=WholeNumber(empty_is_unset=False)),))

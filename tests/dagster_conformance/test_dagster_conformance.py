@@ -102,3 +102,42 @@ def test_dagster_has_the_constants_the_cascade_binds() -> None:
     for binding in DAGSTER.bindings:
         module = importlib.import_module(binding.module)
         assert isinstance(getattr(module, binding.attribute, None), int), str(binding)
+
+
+code_server_cli = importlib.import_module("dagster._cli.code_server")
+
+
+def start_option(name: str) -> Callable[[], object]:
+    """``dagster code-server start``'s own option ``name`` read from its environment variable."""
+    (option,) = [param for param in code_server_cli.start_command.params if param.name == name]
+    command = click.Command("start", params=[option])
+
+    def resolve() -> object:
+        return command.make_context("start", []).params[name]
+
+    return resolve
+
+
+def test_dagster_cascade_conforms_to_dagster_code_server_start_options() -> None:
+    options = {
+        "code_server_port": "port",
+        "code_server_socket": "socket",
+        "code_server_host": "host",
+        "code_server_max_workers": "max_workers",
+        "startup_timeout": "startup_timeout",
+    }
+    resolvers = {setting: start_option(option) for setting, option in options.items()}
+    # The heartbeat defaults are int(os.getenv(X, "30")), evaluated when the module is imported.
+    resolvers["heartbeat_ttl"] = code_server_cli.get_default_grpc_proxy_heartbeat_ttl
+    resolvers["heartbeat_timeout"] = code_server_cli.get_default_proxy_server_heartbeat_timeout
+    assert_cascade_conforms(DAGSTER, resolvers, max_examples=300)
+
+
+def test_the_processes_read_what_dagster_reads() -> None:
+    """Each process lists the variables its Dagster entry point reads: code-server start's own
+    options are the cascade's, and `dagster dev` is the only reader of the restart interval."""
+    start = {param.envvar for param in code_server_cli.start_command.params if param.envvar}
+    by_name = {process.name: process for process in DAGSTER.processes}
+    read = {DAGSTER[name].env_var for name in by_name["code-server-start"].settings}
+    assert start & set(DAGSTER.env_vars) <= read
+    assert [p.name for p in DAGSTER.processes if "restart_interval" in p.settings] == ["dev"]

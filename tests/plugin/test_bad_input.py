@@ -13,7 +13,9 @@ from pytest_grpc_deadlines import DAGSTER
 QUIET = ("-p", "no:asyncio", "-p", "no:hypothesispytest", "-p", "no:cacheprovider")
 NAMES = (
     "default, repository, schedule, sensor, grace, max_rx_bytes, max_send_bytes, "
-    "restart_interval, log_exceptions, port, socket, host, max_workers"
+    "restart_interval, log_exceptions, port, socket, host, max_workers, code_server_port, "
+    "code_server_socket, code_server_host, code_server_max_workers, startup_timeout, heartbeat_ttl, "
+    "heartbeat_timeout"
 )
 KEYWORDS = f"{NAMES}, inherit"
 ACCEPTED_TYPES = (

@@ -65,7 +65,10 @@ def test_markers_lists_grpc_timeouts_signature(pytester: pytest.Pytester) -> Non
         [
             "@pytest.mark.grpc_timeouts(*, default=..., repository=..., schedule=..., sensor=..., "
             "grace=..., max_rx_bytes=..., max_send_bytes=..., restart_interval=..., log_exceptions=..., "
-            "port=..., socket=..., host=..., max_workers=..., inherit=False): set the dagster *"
+            "port=..., socket=..., host=..., max_workers=..., code_server_port=..., "
+            "code_server_socket=..., code_server_host=..., code_server_max_workers=..., "
+            "startup_timeout=..., heartbeat_ttl=..., heartbeat_timeout=..., inherit=False): "
+            "set the dagster *"
         ]
     )
 

@@ -100,9 +100,9 @@ def test_every_setting_is_either_a_value_or_an_error(environ: dict[str, str]) ->
         value = resolved[name]
         if name == "log_exceptions":
             assert isinstance(value, bool)
-        elif name in ("socket", "host"):
-            assert isinstance(value, str) or (value is None and name == "socket")
-        elif name in ("port", "max_workers"):
+        elif name in ("socket", "host", "code_server_socket", "code_server_host"):
+            assert isinstance(value, str) or (value is None and name.endswith("socket"))
+        elif name in ("port", "max_workers", "code_server_port", "code_server_max_workers"):
             assert value is None or (isinstance(value, int) and not isinstance(value, bool))
         else:
             assert isinstance(value, int)
