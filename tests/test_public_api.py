@@ -83,6 +83,7 @@ PUBLIC_MODULES = {
     "pytest_grpc_deadlines",
     "pytest_grpc_deadlines.probe",
     "pytest_grpc_deadlines.strategies",
+    "pytest_grpc_deadlines.dagster",
     "pytest_grpc_deadlines.plugin",
     "pytest_grpc_deadlines.cascade",
     "pytest_grpc_deadlines.servers",

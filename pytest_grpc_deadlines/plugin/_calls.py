@@ -28,6 +28,8 @@ FIXTURES = frozenset(
     {
         "grpc_timeouts",
         "grpc_calls",
+        "grpc_dagster_code_server",
+        "grpc_dagster_proxy",
         "grpc_test_server",
         "grpc_test_server_factory",
         "grpc_test_servicers",

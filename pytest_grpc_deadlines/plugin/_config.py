@@ -149,6 +149,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.pluginmanager.register(_servers, "grpc_deadlines.fixtures")
     config.pluginmanager.register(_fake, "grpc_deadlines.fake")
+    if importlib.util.find_spec("dagster") is not None:  # the Dagster harness needs it
+        from . import _dagster
+
+        config.pluginmanager.register(_dagster, "grpc_deadlines.dagster")
     if importlib.util.find_spec("pytest_asyncio") is not None:  # asyncio fixtures need it
         from . import _aio_servers
 
