@@ -246,8 +246,10 @@ def test_restart_interval_at_or_below_zero_is_a_warning_with_its_consequence(tex
     violations = check(resolve(**{RESTART: text}))
     assert [(v.severity, v.settings) for v in violations] == [("warning", ("restart_interval",))]
     message = violations[0].message
-    assert message.startswith(f"restart_interval {int(text)} <= 0: ")
+    assert message.startswith(f"restart_interval {int(text)} <= 0: `dagster dev` checks ")
     assert "busy loop" in message
+    # the only reader is `dagster dev`: code-server start and api grpc never read it
+    assert "(`dagster code-server start` and `dagster api grpc` never read it)" in message
 
 
 @pytest.mark.parametrize("text", ["1", "5", "3600"])
