@@ -11,7 +11,14 @@ from contextlib import contextmanager
 
 from ._errors import ArgumentError
 
-__all__ = ["check_flag", "check_optional_positive_int", "check_seconds", "scoped_environ", "write_environ"]
+__all__ = [
+    "check_flag",
+    "check_optional_positive_int",
+    "check_seconds",
+    "check_wait",
+    "scoped_environ",
+    "write_environ",
+]
 
 
 def check_flag(value: object, what: str) -> bool:
@@ -28,6 +35,22 @@ def check_seconds(value: object, what: str, *, negative: bool = False) -> float:
     if value < 0 and not negative:
         raise ArgumentError(f"{what}={value!r} must not be negative")
     return float(value)
+
+
+def check_wait(value: object, what: str) -> float:
+    """Seconds to wait: a number >= 0, not NaN; ``inf`` and anything past what the platform can
+    wait (an int too large for a float included) mean "until the call ends"."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ArgumentError(f"{what}={value!r} must be a number of seconds >= 0")
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int beyond float's range
+        return math.inf
+    if math.isnan(seconds):
+        raise ArgumentError(f"{what}={value!r} is not a number of seconds; give a number >= 0")
+    if seconds < 0:
+        raise ArgumentError(f"{what}={value!r} must not be negative")
+    return seconds
 
 
 def check_optional_positive_int(value: object, what: str) -> int | None:

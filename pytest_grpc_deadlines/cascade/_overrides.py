@@ -157,6 +157,10 @@ def load_cascade(path: str, origin: str) -> Cascade:
         raise OverrideError(
             f"{origin}: cannot import module {module_name!r} named in {path!r}: {type(exc).__name__}: {exc}"
         ) from None
+    except SystemExit as exc:  # a module that exits at import: not the end of the run
+        raise OverrideError(
+            f"{origin}: importing module {module_name!r} named in {path!r} called sys.exit({exc.code!r})"
+        ) from None
     try:
         obj = getattr(module, attribute)
     except AttributeError:

@@ -51,6 +51,7 @@ class CallsPlugin:
         self.policy = policy
         self.record = record
         self.report = SuiteReport(used=used or bool(config.getoption("grpc_deadlines_report")))
+        self._json_error = ""
         if record:
             recording.install()
         RECORDER.push()
@@ -146,11 +147,17 @@ class CallsPlugin:
             return
         path = self.config.getoption("grpc_deadlines_json")
         if path:
-            self.report.write_json(path)
+            try:
+                self.report.write_json(path)
+            except OSError as exc:  # a full disk, say: said plainly, and the run fails
+                self._json_error = f"--grpc-deadlines-json {path}: the report could not be written: {exc}"
+                session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if getattr(self.config, "workeroutput", None) is not None:
             return
+        if self._json_error:
+            terminalreporter.write_line(f"ERROR: {self._json_error}", red=True)
         if not self.report.used:
             return
         terminalreporter.section("gRPC deadlines")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import pytest
 
@@ -93,6 +94,20 @@ def _parse_bool(text: str, where: str) -> bool:
     raise OverrideError(f"{where}: {text!r} is not accepted; use true or false")
 
 
+def _check_json_path(path: str) -> None:
+    """The report's path, checked before any test runs; its folders are made (as --junitxml's)."""
+    where = f"--grpc-deadlines-json {path}"
+    if os.path.isdir(path):
+        raise OverrideError(f"{where}: is a folder; give the path of a file to write")
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise OverrideError(f"{where}: cannot make its folder: {exc}") from None
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise OverrideError(f"{where}: cannot be written (no permission)")
+
+
 def _used(config: pytest.Config) -> bool:
     """Whether the run's options or ini file name this plugin's settings."""
     if config.getoption("grpc_timeout") or config.getoption("grpc_deadlines_json"):
@@ -125,6 +140,9 @@ def pytest_configure(config: pytest.Config) -> None:
             config.getini("grpc_deadline_exempt_methods"),
         )
         record = _parse_bool(str(config.getini("grpc_record_calls")), "ini grpc_record_calls")
+        json_path = config.getoption("grpc_deadlines_json")
+        if json_path:
+            _check_json_path(json_path)
         if policy.mode != "off" and not record:
             raise OverrideError(
                 "ini grpc_require_deadlines needs call recording, which ini grpc_record_calls = false "

@@ -199,7 +199,7 @@ class AioGrpcTestServer(ServerBase):
 
     # handling: the core's flows, run with an awaitable wait on the server's loop -------------
     async def _wait(self, call: ServerCall, state: CallState, wait: Wait) -> Wake:
-        end = None if wait.seconds is None else time.monotonic() + wait.seconds
+        end = self._end(wait)
         while True:
             if not state.terminated and _rpc_done(state.context):
                 self._terminated(call, state)

@@ -15,7 +15,7 @@ from typing import Literal
 
 import grpc
 
-from .._checks import check_flag, check_seconds
+from .._checks import check_flag, check_wait
 from .._errors import ArgumentError, MethodError
 
 __all__ = ["Fault", "Jitter", "MethodError", "jitter", "method_name"]
@@ -74,10 +74,10 @@ class Delay:
             if not seconds:
                 raise ArgumentError("a delay sequence needs at least one value")
             self._spec = None
-            self._values = [check_seconds(v, "delay") for v in seconds]
+            self._values = [check_wait(v, "delay") for v in seconds]
         else:
             self._spec = None
-            self._values = [check_seconds(seconds, "delay")]
+            self._values = [check_wait(seconds, "delay")]
 
     def next(self) -> float:
         with self._lock:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 import grpc
 import grpc.aio
 
-from .._checks import check_flag
+from .._checks import check_flag, check_wait
 from .._errors import ArgumentError, ServerStateError
 from ..cascade._cascade import DAGSTER, Cascade
 from ..probe import deadline_seconds, status_code
@@ -292,6 +292,7 @@ class ServerBase:
         self._user_options = options_list(options, "options")
         self._cascade = cascade
         self._methods: set[str] = set()
+        self._streaming: dict[str, bool] = {}
         self._opaque = False
         self._port: int | None = None
         self._tmpdir: str | None = None
@@ -338,6 +339,7 @@ class ServerBase:
             capture = Capture(server)
             add(servicer, capture)
             self._methods |= capture.methods
+            self._streaming.update(capture.streaming)
             self._opaque = self._opaque or capture.opaque
 
     def _bound(self, port: int) -> None:
@@ -400,9 +402,14 @@ class ServerBase:
             return self._grace()
         if grace is None:
             return None
-        if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not grace >= 0:
+        if (
+            isinstance(grace, bool)
+            or not isinstance(grace, (int, float))
+            or not 0 <= grace <= threading.TIMEOUT_MAX
+        ):
             raise ArgumentError(
-                f"stop(grace={grace!r}) is not accepted: give seconds >= 0, or None to stop at once"
+                f"stop(grace={grace!r}) is not accepted: give seconds from 0 to "
+                f"{threading.TIMEOUT_MAX:g} (the longest grpc waits), or None to stop at once"
             )
         return float(grace)
 
@@ -430,12 +437,21 @@ class ServerBase:
             self._delays[full] = spec
 
     def stream_interval(self, method: str, seconds: float) -> None:
-        """Wait ``seconds`` before each response message of a streaming ``method``."""
+        """Wait ``seconds`` before each response message of a streaming ``method`` (``inf``: until
+        the call ends)."""
         full = self._method(method)
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-            raise ArgumentError(f"stream_interval seconds={seconds!r} must be a number >= 0")
+        value = check_wait(seconds, "stream_interval seconds")
+        self._need_response_stream(full, "stream_interval()")
         with self._cond:
-            self._intervals[full] = float(seconds)
+            self._intervals[full] = value
+
+    def _need_response_stream(self, full: str, what: str) -> None:
+        """Refuse an option that acts between response messages, for a method that sends one."""
+        if self._streaming.get(full) is False:
+            raise ArgumentError(
+                f"{what} applies to a method that streams its responses; {full.lstrip('/')} sends "
+                "one response"
+            )
 
     def fail(
         self,
@@ -450,6 +466,8 @@ class ServerBase:
         response stream, after ``after_messages`` messages); ``times`` limits how many calls."""
         full = self._method(method)
         fault = make_fault(code, details, times, after_messages)
+        if fault.after_messages:
+            self._need_response_stream(full, f"fail(after_messages={fault.after_messages})")
         with self._cond:
             self._faults[full] = fault
 
@@ -529,6 +547,14 @@ class ServerBase:
                 if state.gate is not None:
                     state.gate._cancelled.set()
         self._notify()
+
+    @staticmethod
+    def _end(wait: Wait) -> float | None:
+        """When ``wait`` elapses; None when it lasts until woken (no time given, or more than
+        the platform can wait: it means "until the call ends")."""
+        if wait.seconds is None or wait.seconds > threading.TIMEOUT_MAX:
+            return None
+        return time.monotonic() + wait.seconds
 
     def _woken(self, state: CallState, wait: Wait, end: float | None) -> Wake | None:
         """Why a handler waiting on ``wait`` (until ``end``) wakes now, or None to keep waiting."""

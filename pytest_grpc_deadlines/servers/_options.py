@@ -89,6 +89,8 @@ class Capture:
     def __init__(self, server: Any) -> None:
         self._grpc_deadlines_target = server
         self.methods: set[str] = set()
+        #: method -> whether it streams its responses, where the handler says
+        self.streaming: dict[str, bool] = {}
         self.opaque = False
 
     def add_generic_rpc_handlers(self, handlers: Iterable[Any]) -> None:
@@ -97,13 +99,21 @@ class Capture:
             table = getattr(handler, "_method_handlers", None)
             if isinstance(table, Mapping):
                 self.methods.update(str(name) for name in table)
+                self._shapes({str(name): entry for name, entry in table.items()})
             else:
                 self.opaque = True
         self._grpc_deadlines_target.add_generic_rpc_handlers(handlers)
 
     def add_registered_method_handlers(self, service: str, handlers: Mapping[str, Any]) -> None:
         self.methods.update(f"/{service}/{name}" for name in handlers)
+        self._shapes({f"/{service}/{name}": entry for name, entry in handlers.items()})
         self._grpc_deadlines_target.add_registered_method_handlers(service, handlers)
+
+    def _shapes(self, handlers: Mapping[str, Any]) -> None:
+        for name, handler in handlers.items():
+            streaming = getattr(handler, "response_streaming", None)
+            if isinstance(streaming, bool):
+                self.streaming[name] = streaming
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._grpc_deadlines_target, name)

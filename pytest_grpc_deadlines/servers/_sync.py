@@ -195,7 +195,7 @@ class GrpcTestServer(ServerBase):
 
     # handling: the core's flows, run with a blocking wait on this worker thread ---------------
     def _wait(self, state: CallState, wait: Wait) -> Wake:
-        end = None if wait.seconds is None else time.monotonic() + wait.seconds
+        end = self._end(wait)
         with self._cond:
             while (woken := self._woken(state, wait, end)) is None:
                 self._cond.wait(None if end is None else end - time.monotonic())

@@ -6,6 +6,8 @@ values and ini keys stop the run as a usage error (exit code 4).
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from pytest_grpc_deadlines import DAGSTER
@@ -274,4 +276,61 @@ def test_ini_cascade_not_module_colon_attribute_is_usage_error(pytester: pytest.
         run(pytester),
         f"ERROR: ini grpc_deadlines_cascade: {path!r} is not module:attribute "
         "(e.g. myproject.timeouts:CASCADE)",
+    )
+
+
+# --- the JSON report's path, and a cascade module that exits -----------------------------------------
+
+ONE_TEST = "def test_ok():\n    pass\n"
+
+
+def test_the_json_report_folders_are_made(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mod=ONE_TEST)
+    result = pytester.runpytest(*QUIET, "--grpc-deadlines-json", "out/reports/grpc.json")
+    result.assert_outcomes(passed=1)
+    assert (pytester.path / "out" / "reports" / "grpc.json").is_file()
+
+
+def test_a_folder_as_the_json_report_is_a_usage_error_before_any_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mod=ONE_TEST)
+    (pytester.path / "reports").mkdir()
+    result = pytester.runpytest(*QUIET, "--grpc-deadlines-json", "reports")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: --grpc-deadlines-json reports: is a folder; give the path of a file to write"]
+    )
+    assert "test_ok" not in result.stdout.str()  # no test ran
+
+
+def test_a_json_report_folder_that_cannot_be_made_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mod=ONE_TEST)
+    (pytester.path / "afile").write_text("")
+    result = pytester.runpytest(*QUIET, "--grpc-deadlines-json", "afile/grpc.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --grpc-deadlines-json afile/grpc.json: cannot make its folder: *"])
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_a_json_report_that_cannot_be_written_fails_the_run_with_a_message(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mod=ONE_TEST)
+    result = pytester.runpytest(*QUIET, "--grpc-deadlines-json", "/dev/full", "--grpc-deadlines-report")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(
+        ["ERROR: --grpc-deadlines-json /dev/full: the report could not be written: *No space left on device*"]
+    )
+    result.stdout.fnmatch_lines(["*1 passed*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_a_cascade_module_that_exits_at_import_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(pgd_exiting="import sys\nsys.exit(3)\n", test_mod=ONE_TEST)
+    pytester.syspathinsert()
+    pytester.makeini("[pytest]\ngrpc_deadlines_cascade = pgd_exiting:CASCADE\n")
+    result = pytester.runpytest(*QUIET)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: ini grpc_deadlines_cascade: importing module 'pgd_exiting' named in "
+            "'pgd_exiting:CASCADE' called sys.exit(3)"
+        ]
     )

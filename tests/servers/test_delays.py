@@ -4,6 +4,7 @@ a handler is slow, and a reset that abandons a waiting call."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any, cast
 
@@ -282,3 +283,82 @@ async def test_reset_ends_a_waiting_response_stream_cancelled_not_short(
     error = await _error(read)
     assert (error.code(), error.details()) == (grpc.StatusCode.CANCELLED, RESET)
     assert record.outcome == "abandoned"
+
+
+# --- waits longer than the platform can wait, and numbers that are not numbers --------------------
+
+
+@pytest.mark.parametrize(
+    "configure",
+    [
+        pytest.param(lambda s: s.delay(SAY, 1e10), id="delay-1e10"),
+        pytest.param(lambda s: s.delay(SAY, float("inf")), id="delay-inf"),
+        pytest.param(lambda s: s.delay(SAY, 10**400), id="delay-10**400"),
+        pytest.param(lambda s: s.delay(SAY, jitter(1e20, 0)), id="jitter-1e20"),
+    ],
+)
+def test_a_delay_past_what_the_platform_can_wait_lasts_until_the_call_ends(
+    grpc_test_server_factory: ServerFactory, configure: Any
+) -> None:
+    servicer = EchoServicer()
+    server = grpc_test_server_factory((add_EchoServicer_to_server, servicer))
+    configure(server)
+    code = _code(lambda: say(server.channel(), b"hi", timeout=REACHES_SERVER))
+    assert code is grpc.StatusCode.DEADLINE_EXCEEDED
+    [call] = server.calls
+    assert call.wait(5)
+    assert (call.outcome, call.cancelled) == ("abandoned", True)  # not "raised" by the wait
+    assert servicer.said == []
+
+
+@pytest.mark.parametrize("seconds", [float("inf"), 1e300, 10**400])
+def test_a_stream_interval_past_what_the_platform_can_wait_lasts_until_the_call_ends(
+    server: GrpcTestServer, seconds: float
+) -> None:
+    server.stream_interval(STREAM, seconds)
+    stream = server.probe().ServerStream(ProbeRequest(responses=2), timeout=REACHES_SERVER)
+    assert _code(lambda: list(stream)) is grpc.StatusCode.DEADLINE_EXCEEDED
+    [call] = server.calls
+    assert call.wait(5)
+    assert call.outcome == "abandoned"
+
+
+@pytest.mark.parametrize(
+    ("configure", "message"),
+    [
+        (lambda s: s.stream_interval(STREAM, float("nan")), "stream_interval seconds=nan is not a number"),
+        (lambda s: s.delay(UNARY, float("nan")), "delay=nan is not a number of seconds; give a number >= 0"),
+        (lambda s: s.delay(UNARY, [1, float("nan")]), "delay=nan is not a number of seconds"),
+        (lambda s: s.stream_interval(STREAM, -1), "stream_interval seconds=-1 must not be negative"),
+        (lambda s: s.stop(1e300), "stop(grace=1e+300) is not accepted: give seconds from 0 to "),
+        (lambda s: s.stop(float("nan")), "stop(grace=nan) is not accepted"),
+    ],
+)
+def test_numbers_that_cannot_be_waited_are_refused(
+    server: GrpcTestServer, configure: Any, message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        configure(server)
+    assert server.is_running
+
+
+@pytest.mark.parametrize(
+    ("configure", "message"),
+    [
+        (
+            lambda s: s.stream_interval(UNARY, 0.1),
+            f"stream_interval() applies to a method that streams its responses; {UNARY} sends one response",
+        ),
+        (
+            lambda s: s.fail(UNARY, grpc.StatusCode.INTERNAL, after_messages=1),
+            f"fail(after_messages=1) applies to a method that streams its responses; {UNARY} sends "
+            "one response",
+        ),
+    ],
+)
+def test_options_that_cannot_apply_to_a_methods_shape_are_refused(
+    server: GrpcTestServer, configure: Any, message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        configure(server)
+    assert server.probe().Unary(ProbeRequest(), timeout=5).index == 0  # nothing was configured
