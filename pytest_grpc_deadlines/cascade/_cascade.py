@@ -37,7 +37,9 @@ __all__ = [
     "WholeNumber",
 ]
 
-Kind = Literal["seconds", "bytes", "other"]
+#: What a setting's value is, for the checks: a call timeout (``seconds``), a shutdown grace period
+#: (``grace``), a message size limit (``bytes``), or ``other``.
+Kind = Literal["seconds", "grace", "bytes", "other"]
 #: What a cascade-level check reports: (severity "error" or "warning", settings, message).
 Finding = tuple[Literal["error", "warning"], tuple[str, ...], str]
 #: A check over a whole resolution, for rules that span settings (port and socket exclude each
@@ -431,6 +433,16 @@ def _port_and_socket(resolved: Resolved, port_name: str, socket_name: str, comma
                 "--port/-p or --socket/-s.'",
             )
         ]
+    if isinstance(port, int) and socket is None and not 0 <= port <= 65535:
+        # checked after Dagster's own checks, which come first in the command
+        return [
+            (
+                "error",
+                (port_name,),
+                f"{port_var}={resolved.raw(port_name)!r} is not a TCP port (0 to 65535): `{command}` "
+                "fails when grpc cannot bind it",
+            )
+        ]
     return []
 
 
@@ -523,7 +535,7 @@ DAGSTER = Cascade(
             "grace",
             "DAGSTER_GRPC_SHUTDOWN_GRACE_PERIOD",
             Max("default", "schedule", "sensor"),
-            kind="seconds",
+            kind="grace",
             floor_consequence=_GRACE_CUT,
             doc="seconds a stopping code server lets in-flight calls finish "
             "(repository is not part of the default: Dagster leaves it out)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -52,6 +53,8 @@ def check(resolved: Resolved) -> list[Violation]:
             continue
         if setting.kind == "seconds":
             out.extend(_timeout(setting, value))
+        elif setting.kind == "grace":
+            out.extend(_grace(setting, value))
         elif setting.kind == "bytes":
             out.extend(_byte_limit(setting, value))
         if isinstance(setting.default, Max) and resolved.is_explicit(setting.name):
@@ -81,6 +84,27 @@ def _timeout(setting: Setting, value: int) -> list[Violation]:
     else:
         return []
     return [Violation("warning", (name,), text)]
+
+
+def _grace(setting: Setting, value: int) -> list[Violation]:
+    """A shutdown grace period: how long a stopping server lets in-flight calls finish."""
+    name = setting.name
+    if value > threading.TIMEOUT_MAX:
+        return [
+            Violation(
+                "error",
+                (name,),
+                f"{name} {value} is longer than Python can wait ({threading.TIMEOUT_MAX:g} s): "
+                "grpc's shutdown thread dies with OverflowError and the server does not stop",
+            )
+        ]
+    if value <= 0:
+        text = (
+            f"{name} {value}: a stopping server does not wait: calls in flight are cancelled at "
+            "once (the client gets UNAVAILABLE)"
+        )
+        return [Violation("warning", (name,), text)]
+    return []
 
 
 def _byte_limit(setting: Setting, value: int) -> list[Violation]:

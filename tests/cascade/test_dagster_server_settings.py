@@ -623,3 +623,41 @@ def test_equal_byte_limits_or_one_with_a_finding_of_its_own_give_no_asymmetry_wa
 ) -> None:
     both = ("max_rx_bytes", "max_send_bytes")
     assert [v for v in check(DAGSTER.resolve(environ)) if v.settings == both] == []
+
+
+# --- the grace period is not a call timeout; a port is a TCP port -----------------------------------
+
+
+@pytest.mark.parametrize("text", ["0", "-3"])
+def test_a_grace_of_zero_or_below_says_in_flight_calls_are_cancelled_at_once(text: str) -> None:
+    messages = [v.message for v in check(resolve(DAGSTER_GRPC_SHUTDOWN_GRACE_PERIOD=text))]
+    assert (
+        f"grace {text}: a stopping server does not wait: calls in flight are cancelled at once "
+        "(the client gets UNAVAILABLE)"
+    ) in messages
+    assert not any("fails with DEADLINE_EXCEEDED" in message for message in messages)
+
+
+def test_a_grace_longer_than_python_can_wait_is_an_error() -> None:
+    [found] = [
+        v for v in check(resolve(DAGSTER_GRPC_SHUTDOWN_GRACE_PERIOD="100000000000")) if v.severity == "error"
+    ]
+    assert found.settings == ("grace",)
+    assert found.message.startswith("grace 100000000000 is longer than Python can wait (")
+    assert "grpc's shutdown thread dies with OverflowError" in found.message
+
+
+@pytest.mark.parametrize(
+    ("env_var", "text", "command"),
+    [
+        ("DAGSTER_GRPC_PORT", "70000", "dagster api grpc"),
+        ("DAGSTER_GRPC_PORT", "-1", "dagster api grpc"),
+        ("DAGSTER_CODE_SERVER_PORT", "65536", "dagster code-server start"),
+    ],
+)
+def test_a_port_outside_the_tcp_range_is_an_error(env_var: str, text: str, command: str) -> None:
+    [found] = check(DAGSTER.resolve({env_var: text}))
+    assert found.severity == "error"
+    assert found.message == (
+        f"{env_var}={text!r} is not a TCP port (0 to 65535): `{command}` fails when grpc cannot bind it"
+    )
