@@ -32,17 +32,24 @@ class Layer:
     inherit: bool | None = None
 
 
+#: Longer reprs are clipped in messages, keeping both ends and saying how long the whole is.
+_SHOWN_MAX = 80
+
+
 def shown(value: object) -> str:
-    """``repr(value)`` for an error message, also for a value whose repr fails (an int of more
-    than 4300 digits raises ValueError there)."""
+    """``repr(value)`` for an error message, clipped when long, also for a value whose repr
+    fails (an int of more than 4300 digits raises ValueError there)."""
     try:
-        return repr(value)
+        text = repr(value)
     except Exception:
         if isinstance(value, tuple):
             return f"({', '.join(map(shown, value))}{',' if len(value) == 1 else ''})"
         if isinstance(value, int):
             return f"<an int of {value.bit_length()} bits>"
         return f"<a {type(value).__name__} whose repr fails>"
+    if len(text) <= _SHOWN_MAX:
+        return text
+    return f"{text[:40]}...{text[-20:]} ({len(text)} characters)"
 
 
 def environ_problem(text: str) -> str | None:
@@ -107,13 +114,17 @@ def parse_marker(
     return Layer(origin, values, inherit)
 
 
-def parse_assignments(cascade: Cascade, entries: Iterable[str], origin: str) -> Layer:
+def parse_assignments(
+    cascade: Cascade, entries: Iterable[str], origin: str, *, repeats: bool = True
+) -> Layer:
     """Read ``NAME=VALUE`` entries from ``--grpc-timeout`` or the ``grpc_timeouts`` ini key.
 
     VALUE must be accepted by the setting's own parser; an empty VALUE removes the variable
-    (for settings where an empty string counts as unset) so the default applies.
+    (for settings where an empty string counts as unset) so the default applies. A setting given
+    twice takes the later value where ``repeats`` (command-line options), else is refused.
     """
     values: dict[str, str | None] = {}
+    seen: dict[str, str] = {}
     example_name = "sensor" if "sensor" in cascade.names else (cascade.names or ("NAME",))[0]
     example = f"{example_name}=30"
     for entry in entries:
@@ -121,26 +132,31 @@ def parse_assignments(cascade: Cascade, entries: Iterable[str], origin: str) -> 
         name, text = name.strip(), text.strip()
         if not sep or not name:
             raise OverrideError(
-                f"{origin}: {entry!r} is not NAME=VALUE (e.g. {example}); accepted names: "
+                f"{origin}: {shown(entry)} is not NAME=VALUE (e.g. {example}); accepted names: "
                 f"{_accepted(cascade, with_inherit=False)}"
             )
         if name not in cascade.names:
             raise OverrideError(
-                f"{origin}: unknown setting {name!r} in {entry!r}; accepted names: "
+                f"{origin}: unknown setting {shown(name)} in {shown(entry)}; accepted names: "
                 f"{_accepted(cascade, with_inherit=False)}"
             )
         setting = cascade[name]
+        if not repeats and name in seen:
+            raise OverrideError(
+                f"{origin}: {name} is set twice ({shown(seen[name])}, then {shown(text)}); keep one"
+            )
+        seen[name] = text
         if not setting.rule.is_set(text):
             values[name] = None
             continue
         problem = environ_problem(text)
         if problem is not None:
-            raise OverrideError(f"{origin}: {name}={text!r} ({setting.env_var}) {problem}")
+            raise OverrideError(f"{origin}: {name}={shown(text)} ({setting.env_var}) {problem}")
         try:
             setting.rule.parse(text)
         except ValueError:
             raise OverrideError(
-                f"{origin}: {name}={text!r} ({setting.env_var}) is not {setting.rule.accepts}"
+                f"{origin}: {name}={shown(text)} ({setting.env_var}) is not {setting.rule.accepts}"
             ) from None
         values[name] = text
     return Layer(origin, values)

@@ -132,7 +132,7 @@ def pytest_configure(config: pytest.Config) -> None:
     path = str(config.getini("grpc_deadlines_cascade") or "")
     try:
         cascade = load_cascade(path, "ini grpc_deadlines_cascade") if path else DAGSTER
-        ini = parse_assignments(cascade, config.getini("grpc_timeouts"), "ini grpc_timeouts")
+        ini = parse_assignments(cascade, config.getini("grpc_timeouts"), "ini grpc_timeouts", repeats=False)
         cli = parse_assignments(cascade, config.getoption("grpc_timeout"), "--grpc-timeout")
         policy = parse_ini_policy(
             str(config.getini("grpc_require_deadlines")),

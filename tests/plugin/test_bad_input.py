@@ -334,3 +334,31 @@ def test_a_cascade_module_that_exits_at_import_is_a_usage_error(pytester: pytest
             "'pgd_exiting:CASCADE' called sys.exit(3)"
         ]
     )
+
+
+def test_a_long_option_value_is_clipped_in_the_message(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mod=ONE_TEST)
+    value = "1" * 5000 + "x"
+    result = pytester.runpytest(*QUIET, "--grpc-timeout", f"sensor={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: --grpc-timeout: sensor='{'1' * 39}...{'1' * 18}x' (5003 characters) "
+            "(DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS) is not a whole number, as int() reads it"
+        ]
+    )
+    assert len(result.stderr.str()) < 1000
+
+
+def test_a_setting_given_twice_in_the_ini_file_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mod=ONE_TEST)
+    pytester.makeini("[pytest]\ngrpc_timeouts =\n    sensor=30\n    default=60\n    sensor=45\n")
+    result = pytester.runpytest(*QUIET)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: ini grpc_timeouts: sensor is set twice ('30', then '45'); keep one"])
+
+
+def test_an_option_given_twice_on_the_command_line_takes_the_later_value(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mod="def test_sensor(grpc_timeouts):\n    assert grpc_timeouts.sensor == 45\n")
+    result = pytester.runpytest(*QUIET, "--grpc-timeout", "sensor=30", "--grpc-timeout", "sensor=45")
+    result.assert_outcomes(passed=1)
