@@ -94,8 +94,9 @@ def test_a_30_s_deadline_expires_with_zero_real_sleeping() -> None:
     assert (response, code) == (None, DEADLINE_EXCEEDED)
     assert servicer.remaining == [30.0, 0.0]
     assert servicer.active_after_wait is False
-    # margin: zero real sleeps; 50 ms bound is the figure (about 1 ms idle).
-    assert elapsed < 0.05
+    # margin: zero real sleeps: about 1 ms idle, 61 ms seen with both cores busy in CI; 1 s is
+    # 30 times below the 30 s a real wait would take.
+    assert elapsed < 1.0
 
 
 def test_the_deadline_passes_exactly_when_the_clock_reaches_it() -> None:
