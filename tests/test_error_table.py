@@ -24,6 +24,7 @@ from pytest_grpc_deadlines.probe import PROBE_SERVICE, PROBE_SERVICE_NAME, Probe
 TABLE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "errors.md"
 QUIET = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:asyncio")
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"
+STREAM = f"{PROBE_SERVICE_NAME}/ServerStream"
 CODE_SPAN = re.compile(r"``\s?(.+?)\s?``|`([^`]+)`")
 
 
@@ -243,6 +244,28 @@ SCENARIOS: dict[str, Scenario] = {
     'server.delay(method, 1, when="during")': raises(on_server(lambda s: s.delay(UNARY, 1, when="during"))),  # type: ignore[arg-type]
     "server.fail(method, grpc.StatusCode.OK)": raises(on_server(lambda s: s.fail(UNARY, grpc.StatusCode.OK))),
     "server.fail(method, 14)": raises(on_server(lambda s: s.fail(UNARY, 14))),  # type: ignore[arg-type]
+    'server.stream_interval(method, float("nan"))': raises(
+        on_server(lambda s: s.stream_interval(STREAM, float("nan")))
+    ),
+    "server.stream_interval(unary method, 1)": raises(on_server(lambda s: s.stream_interval(UNARY, 1))),
+    "server.fail(unary method, code, after_messages=1)": raises(
+        on_server(lambda s: s.fail(UNARY, grpc.StatusCode.ABORTED, after_messages=1))
+    ),
+    "server.stop(1e300)": raises(on_server(lambda s: s.stop(1e300))),
+    # the run's own files
+    "--grpc-deadlines-json reports (a folder)": usage(
+        "--grpc-deadlines-json", "reports", files={"reports/__init__": ""}
+    ),
+    "grpc_deadlines_cascade = pgd_exiting:CASCADE": usage(
+        ini="grpc_deadlines_cascade = pgd_exiting:CASCADE", files={"pgd_exiting": "import sys\nsys.exit(3)"}
+    ),
+    "grpc_timeouts = sensor=30, then sensor=45": usage(ini="grpc_timeouts =\n    sensor=30\n    sensor=45"),
+    # explain, per environment value
+    "DAGSTER_GRPC_PORT=70000": explained("explain", exit_code=2, DAGSTER_GRPC_PORT="70000"),
+    "DAGSTER_GRPC_SHUTDOWN_GRACE_PERIOD=100000000000": explained(
+        "explain", exit_code=2, DAGSTER_GRPC_SHUTDOWN_GRACE_PERIOD="100000000000"
+    ),
+    "explain --process webserver": explained("explain", "--process", "webserver", exit_code=4),
 }
 
 

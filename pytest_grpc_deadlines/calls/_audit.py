@@ -15,7 +15,15 @@ from ..cascade._invariants import representable
 from ..cascade._overrides import OverrideError, shown
 from ._recorder import ClientCall
 
-__all__ = ["AuditPolicy", "finding", "parse_ini_policy", "parse_marker_policy", "report", "representable"]
+__all__ = [
+    "AuditPolicy",
+    "exempt_method",
+    "finding",
+    "parse_ini_policy",
+    "parse_marker_policy",
+    "report",
+    "representable",
+]
 
 Mode = Literal["off", "fail", "warn"]
 
@@ -74,9 +82,14 @@ def parse_marker_policy(
     return replace(base, mode="fail", max_seconds=max_seconds)
 
 
+def exempt_method(call: ClientCall, policy: AuditPolicy) -> bool:
+    """Whether ``call``'s method is one ini grpc_deadline_exempt_methods exempts."""
+    return any(fnmatch.fnmatchcase(call.method, pattern.lstrip("/")) for pattern in policy.exempt)
+
+
 def finding(call: ClientCall, policy: AuditPolicy) -> str | None:
     """Why ``call`` breaks ``policy`` (None when it does not)."""
-    if call.internal or any(fnmatch.fnmatchcase(call.method, p.lstrip("/")) for p in policy.exempt):
+    if call.internal or exempt_method(call, policy):
         return None
     if call.timeout is None:
         problem = "no deadline"
@@ -94,10 +107,23 @@ def report(calls: Iterable[ClientCall], policy: AuditPolicy, test: str) -> str |
     """The audit's message for a test (None when every call passes)."""
     if policy.mode == "off":
         return None
+    calls = list(calls)
     found = [f for f in (finding(c, policy) for c in calls) if f is not None]
     if not found:
         return None
     lines = "\n".join(f"  {f}" for f in found)
+    above = [
+        c
+        for c in calls
+        if c.timeout is not None and policy.max_seconds is not None and c.timeout > policy.max_seconds
+    ]
+    if above and len(above) == len(found):
+        assert policy.max_seconds is not None
+        return (
+            f"grpc_require_deadlines: {test} made {len(found)} RPC(s) with a deadline above "
+            f"{policy.max_seconds:g} s:\n{lines}\nPass a timeout of at most {policy.max_seconds:g} s "
+            "on each call (or exempt the method with ini grpc_deadline_exempt_methods)."
+        )
     return (
         f"grpc_require_deadlines: {test} made {len(found)} RPC(s) without a usable deadline:\n{lines}\n"
         "Pass timeout= on each call (or exempt the method with ini grpc_deadline_exempt_methods)."

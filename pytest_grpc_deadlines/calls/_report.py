@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +41,17 @@ __all__ = ["NEAR_MISS", "SuiteReport"]
 NEAR_MISS = 0.8
 _SHOWN = 10
 #: the report's lists of entries, merged from xdist workers by concatenation
-_LISTS = ("no_deadline", "disagreements", "expected_disagreements", "violations", "near_misses", "background")
+_LISTS = (
+    "no_deadline",
+    "over_max_deadline",
+    "disagreements",
+    "expected_disagreements",
+    "violations",
+    "near_misses",
+    "background",
+)
+#: What a call that had no status when its test ended is counted as.
+UNFINISHED = "UNFINISHED"
 
 
 def _where(call: ClientCall) -> dict[str, Any]:
@@ -65,6 +75,12 @@ class SuiteReport:
     calls: int = 0
     by_code: Counter[str] = field(default_factory=Counter)
     no_deadline: list[dict[str, Any]] = field(default_factory=list)
+    #: calls without a deadline that the audit exempts (ini grpc_deadline_exempt_methods, or a
+    #: test marked grpc_require_deadlines(False)): counted, not listed as work to do
+    no_deadline_exempt: int = 0
+    #: calls whose deadline is above ini grpc_max_deadline (when it is set)
+    over_max_deadline: list[dict[str, Any]] = field(default_factory=list)
+    max_deadline: float | None = None
     disagreements: list[dict[str, Any]] = field(default_factory=list)
     expected_disagreements: list[dict[str, Any]] = field(default_factory=list)
     background: list[dict[str, Any]] = field(default_factory=list)
@@ -73,15 +89,28 @@ class SuiteReport:
     violations: list[dict[str, Any]] = field(default_factory=list)
     near_misses: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, calls: Iterable[ClientCall], pairs: Iterable[Pair]) -> None:
+    def add(
+        self,
+        calls: Iterable[ClientCall],
+        pairs: Iterable[Pair],
+        exempt: Callable[[ClientCall], bool] = lambda call: False,
+    ) -> None:
+        """A test's calls and pairs; ``exempt`` says which calls the deadline audit leaves out."""
         for call in calls:
             if call.internal:
                 continue
             self.calls += 1
-            self.by_code[call.code.name if call.code is not None else "RUNNING"] += 1
+            self.by_code[call.code.name if call.code is not None else UNFINISHED] += 1
             if call.timeout is None:
-                self.no_deadline.append(_where(call))
-            elif (
+                if exempt(call):
+                    self.no_deadline_exempt += 1
+                else:
+                    self.no_deadline.append(_where(call))
+            elif self.max_deadline is not None and call.timeout > self.max_deadline and not exempt(call):
+                self.over_max_deadline.append({**_where(call), "timeout": call.timeout})
+            if call.timeout is None:
+                continue
+            if (
                 call.code is not None
                 and call.code.name == "OK"
                 and call.elapsed is not None
@@ -100,7 +129,7 @@ class SuiteReport:
             if pair.verdict in ("disagreement", "violation") and pair.server is not None:
                 entry = {
                     **_where(pair.client),
-                    "client_code": pair.client.code.name if pair.client.code is not None else None,
+                    "client_code": pair.client.code.name if pair.client.code is not None else UNFINISHED,
                     "server_outcome": pair.server.outcome,
                 }
                 if pair.verdict == "violation":
@@ -119,6 +148,9 @@ class SuiteReport:
             "calls": self.calls,
             "by_code": dict(sorted(self.by_code.items())),
             "no_deadline": self.no_deadline,
+            "no_deadline_exempt": self.no_deadline_exempt,
+            "max_deadline": self.max_deadline,
+            "over_max_deadline": self.over_max_deadline,
             "disagreements": self.disagreements,
             "expected_disagreements": self.expected_disagreements,
             "violations": self.violations,
@@ -130,6 +162,7 @@ class SuiteReport:
         """Add a worker's ``to_dict()``."""
         self.calls += int(data.get("calls", 0))
         self.by_code.update({str(k): int(v) for k, v in data.get("by_code", {}).items()})
+        self.no_deadline_exempt += int(data.get("no_deadline_exempt", 0))
         for key in _LISTS:
             getattr(self, key).extend(data.get(key, []))
         self.used = self.used or bool(data.get("used", False))
@@ -142,11 +175,22 @@ class SuiteReport:
     def lines(self) -> list[str]:
         data = self.to_dict()
         codes = ", ".join(f"{code} {count}" for code, count in data["by_code"].items()) or "none"
-        out = [f"{self.calls} client calls recorded: {codes}"]
+        out = [f"{self.calls} client call{'' if self.calls == 1 else 's'} recorded: {codes}"]
         sections: list[tuple[str, list[dict[str, Any]], str]] = [
             ("violations (client OK, server not OK)", data["violations"], "pair"),
             ("disagreements (server OK, client gave up)", data["disagreements"], "pair"),
             ("calls with no deadline", data["no_deadline"], "plain"),
+            *(
+                [
+                    (
+                        f"calls above grpc_max_deadline ({self.max_deadline:g} s)",
+                        data["over_max_deadline"],
+                        "max",
+                    )
+                ]
+                if self.max_deadline is not None
+                else []
+            ),
             (f"near misses (OK after over {NEAR_MISS:.0%} of the deadline)", data["near_misses"], "near"),
         ]
         if data["expected_disagreements"]:  # provoked on purpose: counted, not listed
@@ -157,7 +201,8 @@ class SuiteReport:
                 ("background calls (from threads older than the test)", data["background"], "thread")
             )
         for title, entries, kind in sections:
-            out.append(f"{title}: {len(entries)}")
+            exempt = f" (and {self.no_deadline_exempt} exempt)" if self.no_deadline_exempt else ""
+            out.append(f"{title}: {len(entries)}{exempt if title == 'calls with no deadline' else ''}")
             if kind == "count":
                 continue
             for entry in entries[:_SHOWN]:
@@ -167,6 +212,8 @@ class SuiteReport:
                 text = f"  {entry['test']}: {entry['method']} at {entry['site']}"
                 if kind == "pair":
                     text += f" (client {entry['client_code']}, server {entry['server_outcome']})"
+                elif kind == "max":
+                    text += f" ({entry['timeout']:g} s)"
                 elif kind == "near":
                     text += f" ({entry['elapsed']:.3f} s of {entry['timeout']:g} s, {entry['used']:.0%})"
                 out.append(text)

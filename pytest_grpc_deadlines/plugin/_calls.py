@@ -11,7 +11,7 @@ import pytest
 
 from .._errors import GrpcDeadlinesWarning
 from ..calls import _recording as recording
-from ..calls._audit import AuditPolicy, finding, parse_marker_policy, report
+from ..calls._audit import AuditPolicy, exempt_method, finding, parse_marker_policy, report
 from ..calls._recorder import RECORDER
 from ..calls._report import SuiteReport
 from ..calls._verdicts import CallLog
@@ -52,6 +52,7 @@ class CallsPlugin:
         self.record = record
         self.report = SuiteReport(used=used or bool(config.getoption("grpc_deadlines_report")))
         self._json_error = ""
+        self.report.max_deadline = policy.max_seconds
         if record:
             recording.install()
         RECORDER.push()
@@ -128,7 +129,12 @@ class CallsPlugin:
             return result
         finally:
             log = CallLog(item.nodeid)
-            self.report.add(log, log.pairs(timeout=_PAIR_WAIT))
+            opted_out = any(mark.args[:1] == (False,) for mark in item.iter_markers("grpc_require_deadlines"))
+            self.report.add(
+                log,
+                log.pairs(timeout=_PAIR_WAIT),
+                exempt=lambda call: opted_out or exempt_method(call, self.policy),
+            )
             RECORDER.start_test(None)
             self.report.add_background(RECORDER.take_background())
 

@@ -41,14 +41,22 @@ def module(pytester: pytest.Pytester, body: str) -> None:
     pytester.makepyfile(test_mod=IMPORTS + textwrap.dedent(body))
 
 
-def flagged(result: pytest.RunResult, test: str, *findings: str) -> None:
-    """The audit's failure message for ``test`` lists exactly ``findings`` (fnmatch patterns)."""
+def flagged(result: pytest.RunResult, test: str, *findings: str, above: float | None = None) -> None:
+    """The audit's failure message for ``test`` lists exactly ``findings`` (fnmatch patterns);
+    ``above``: every finding is a deadline above that many seconds."""
+    if above is None:
+        header, hint = "without a usable deadline", HINT
+    else:
+        header = f"with a deadline above {above:g} s"
+        hint = (
+            f"Pass a timeout of at most {above:g} s on each call (or exempt the method with ini "
+            "grpc_deadline_exempt_methods)."
+        )
     result.stdout.fnmatch_lines(
         [
-            f"grpc_require_deadlines: test_mod.py::{test} made {len(findings)} RPC(s) without a usable "
-            "deadline:",
+            f"grpc_require_deadlines: test_mod.py::{test} made {len(findings)} RPC(s) {header}:",
             *(f"  {f}" for f in findings),
-            HINT,
+            hint,
         ]
     )
     assert_clean(result)
@@ -213,12 +221,18 @@ def test_deadline_above_marker_max_seconds_fails(pytester: pytest.Pytester) -> N
     )
     result = run(pytester)
     result.assert_outcomes(failed=1)
-    flagged(
-        result,
-        "test_long",
-        f"{UNARY} to 127.0.0.1:* with a 2.5 s deadline, above the 2 s maximum, "
-        f"at test_mod.py:{line_of(pytester, '# the call')}",
+    # The call passed a timeout: the message says the deadline is too long, not missing.
+    result.stdout.fnmatch_lines(
+        [
+            "grpc_require_deadlines: test_mod.py::test_long made 1 RPC(s) with a deadline above 2 s:",
+            f"  {UNARY} to 127.0.0.1:* with a 2.5 s deadline, above the 2 s maximum, "
+            f"at test_mod.py:{line_of(pytester, '# the call')}",
+            "Pass a timeout of at most 2 s on each call (or exempt the method with ini "
+            "grpc_deadline_exempt_methods).",
+        ]
     )
+    assert "without a usable deadline" not in result.stdout.str()
+    assert_clean(result)
 
 
 def test_deadline_equal_to_max_seconds_passes(pytester: pytest.Pytester) -> None:
@@ -249,6 +263,10 @@ def test_ini_max_deadline_applies(pytester: pytest.Pytester) -> None:
         "test_long",
         f"{UNARY} to 127.0.0.1:* with a 4 s deadline, above the 3 s maximum, "
         f"at test_mod.py:{line_of(pytester, '# the call')}",
+        above=3,
+    )
+    result.stdout.fnmatch_lines(
+        ["calls above grpc_max_deadline (3 s): 1", "  test_mod.py::test_long: *(4 s)"]
     )
 
 

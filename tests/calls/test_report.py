@@ -32,6 +32,9 @@ JSON_KEYS = {
     "calls",
     "by_code",
     "no_deadline",
+    "no_deadline_exempt",
+    "max_deadline",
+    "over_max_deadline",
     "disagreements",
     "expected_disagreements",
     "violations",
@@ -214,7 +217,7 @@ def test_a_disagreement_the_test_provoked_is_counted_apart(pytester: pytest.Pyte
     result = run(pytester)
     result.assert_outcomes(passed=1)
     assert summary(result)[:4] == [
-        "1 client calls recorded: DEADLINE_EXCEEDED 1",
+        "1 client call recorded: DEADLINE_EXCEEDED 1",
         "violations (client OK, server not OK): 0",
         "disagreements (server OK, client gave up): 0",
         "expected disagreements (provoked by the tests' gates and delays): 1",
@@ -263,7 +266,7 @@ def test_a_disagreement_of_the_users_servicer_is_listed(pytester: pytest.Pyteste
     line = line_of(pytester, "# the call")
     method = "tests.Echo/Say"
     assert summary(result)[:4] == [
-        "1 client calls recorded: DEADLINE_EXCEEDED 1",
+        "1 client call recorded: DEADLINE_EXCEEDED 1",
         "violations (client OK, server not OK): 0",
         "disagreements (server OK, client gave up): 1",
         f"  test_mod.py::test_gave_up: {method} at test_mod.py:{line} (client DEADLINE_EXCEEDED, server ok)",
@@ -305,6 +308,9 @@ def test_json_holds_the_same_data(pytester: pytest.Pytester) -> None:
                 "library_site": None,
             }
         ],
+        "no_deadline_exempt": 0,
+        "max_deadline": None,
+        "over_max_deadline": [],
         "disagreements": [],
         "expected_disagreements": [],
         "violations": [],
@@ -391,11 +397,11 @@ def where(test: str = "test_mod.py::test_it") -> dict[str, Any]:
     }
 
 
-def test_calls_are_counted_by_code_and_running_calls_as_running() -> None:
+def test_calls_are_counted_by_code_and_calls_without_a_status_as_unfinished() -> None:
     report = SuiteReport()
     report.add([client_call(), client_call(), client_call(grpc.StatusCode.CANCELLED), client_call(None)], [])
     assert report.calls == 4
-    assert report.to_dict()["by_code"] == {"CANCELLED": 1, "OK": 2, "RUNNING": 1}
+    assert report.to_dict()["by_code"] == {"CANCELLED": 1, "OK": 2, "UNFINISHED": 1}
 
 
 def test_the_plugins_own_calls_are_left_out() -> None:
@@ -510,3 +516,30 @@ def test_write_json_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "report.json"
     report.write_json(str(path))
     assert json.loads(path.read_text()) == report.to_dict()
+
+
+def test_exempt_methods_and_opted_out_tests_are_counted_apart_from_work_to_do(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini(
+        "[pytest]\ngrpc_deadline_exempt_methods =\n    pytest_grpc_deadlines.probe.v1.Probe/ServerStream\n"
+    )
+    module(
+        pytester,
+        """
+        def test_exempt_method(grpc_test_server):
+            list(grpc_test_server.probe().ServerStream(ProbeRequest(responses=1)))
+
+        @pytest.mark.grpc_require_deadlines(False)
+        def test_opted_out(grpc_test_server):
+            grpc_test_server.probe().Unary(ProbeRequest())
+
+        def test_work_to_do(grpc_test_server):
+            grpc_test_server.probe().Unary(ProbeRequest())
+        """,
+    )
+    result = pytester.runpytest(*QUIET)
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        ["calls with no deadline: 1 (and 2 exempt)", "  test_mod.py::test_work_to_do: *"]
+    )
