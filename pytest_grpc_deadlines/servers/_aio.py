@@ -8,8 +8,9 @@ thread makes grpcio < 1.80 log BlockingIOError storms, so sync tests use the syn
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import aclosing
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -21,6 +22,7 @@ from ..cascade._cascade import DAGSTER, Cascade
 from ..probe import ProbeAioStub
 from ._core import (
     DEFAULT_GRACE,
+    DEFAULT_MAX_HOLD,
     END,
     NEXT,
     RUN,
@@ -186,9 +188,11 @@ class AioGrpcTestServer(ServerBase):
             await channel.close()
 
     # behaviour ------------------------------------------------------------------------------
-    def hold(self, method: str, *, honor_cancellation: bool = False) -> AioGate:
+    def hold(
+        self, method: str, *, honor_cancellation: bool = False, max_hold: float | None = DEFAULT_MAX_HOLD
+    ) -> AioGate:
         """Hold ``method``'s calls until the gate is released (see the sync server)."""
-        return cast(AioGate, self._hold(method, honor_cancellation))
+        return cast(AioGate, self._hold(method, honor_cancellation, max_hold))
 
     def _new_gate(self, method: str, honor_cancellation: bool) -> AioGate:
         return AioGate(self, method, honor_cancellation)
@@ -223,6 +227,7 @@ class AioGrpcTestServer(ServerBase):
 
     def _start(self, full: str, argument: object, context: _Context) -> tuple[ServerCall, CallState, object]:
         call, state = self._begin(full, context, context.invocation_metadata())
+        call._loop = asyncio.get_running_loop()
         add_done_callback = getattr(context, "add_done_callback", None)
         if add_done_callback is not None:
             add_done_callback(lambda _: self._terminated(call, state))
@@ -251,13 +256,17 @@ class AioGrpcTestServer(ServerBase):
                 return
             sent = None
             if effect is RUN:
+                # A sync servicer's method returns its response or an iterator, as grpc.aio
+                # serves it; an async one returns an awaitable or an async iterator.
                 result = start()
                 if not stream:
-                    sent = await result
+                    sent = await result if inspect.isawaitable(result) else result
                 elif hasattr(result, "__aiter__"):
                     responses = result
-                else:  # a servicer that writes with context.write()
+                elif inspect.isawaitable(result):  # a servicer that writes with context.write()
                     await result
+                elif result is not None:
+                    responses = _from_iterable(result)
             elif effect is NEXT:
                 sent = await anext(responses, END)
             elif isinstance(effect, Emit):
@@ -302,6 +311,11 @@ class AioGrpcTestServer(ServerBase):
             self._settle(call, context, None)
 
         return handle
+
+
+async def _from_iterable(messages: Iterable[object]) -> AsyncIterator[object]:
+    for message in messages:
+        yield message
 
 
 async def _no_messages() -> AsyncIterator[object]:

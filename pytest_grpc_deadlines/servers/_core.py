@@ -37,6 +37,7 @@ from ._records import ServerCall
 
 __all__ = [
     "DEFAULT_GRACE",
+    "DEFAULT_MAX_HOLD",
     "END",
     "NEXT",
     "RESET_DETAILS",
@@ -60,6 +61,10 @@ __all__ = [
 class _Default(enum.Enum):
     GRACE = "the cascade's grace"
 
+
+#: How long a call waits at a gate that is never released before it fails saying so (``hold()``'s
+#: ``max_hold`` default): longer than any test should hold a call, short of a hang.
+DEFAULT_MAX_HOLD = 60.0
 
 #: ``stop()`` without an argument uses the cascade's grace setting.
 DEFAULT_GRACE: Final = _Default.GRACE
@@ -181,6 +186,9 @@ class GateBase:
         self.honor_cancellation = honor_cancellation
         self.released = False
         self.entered = 0
+        #: seconds a call may wait at the gate before it fails, saying the gate was never
+        #: released (None: no limit)
+        self.max_hold: float | None = DEFAULT_MAX_HOLD
 
     def release(self) -> None:
         """Let held and future calls through."""
@@ -491,10 +499,12 @@ class ServerBase:
         """Wake every waiting handler, to look at its state again."""
         raise NotImplementedError
 
-    def _hold(self, method: str, honor_cancellation: bool) -> GateBase:
+    def _hold(self, method: str, honor_cancellation: bool, max_hold: float | None) -> GateBase:
         full = self._method(method)
         check_flag(honor_cancellation, "honor_cancellation")
+        limit = None if max_hold is None else check_wait(max_hold, "max_hold")
         gate = self._new_gate(full, honor_cancellation)
+        gate.max_hold = limit
         with self._cond:
             old = self._gates.get(full)
             if old is not None:
@@ -581,11 +591,19 @@ class ServerBase:
                 if state.terminated:
                     gate._cancelled.set()
             gate._entered.set()
-            result = yield Wait(None, gate.honor_cancellation, gate)
+            result = yield Wait(gate.max_hold, gate.honor_cancellation, gate)
             state.gate = None
             if result == "terminated":
                 call.finish("abandoned")
                 yield Abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
+            if result == "elapsed":  # the test never released the gate: say so, do not hang
+                details = (
+                    f"the gate on {gate.method} was never released: the call waited "
+                    f"{gate.max_hold:g} s at it (hold(..., max_hold=)); release it with "
+                    "gate.release(), or give the call a deadline"
+                )
+                call.finish("aborted", grpc.StatusCode.ABORTED, details)
+                yield Abort(grpc.StatusCode.ABORTED, details)
         if delay is not None and delay.when == "before":
             call.provoked = call.provoked or not delay.honor_cancellation
             result = yield Wait(delay.next(), delay.honor_cancellation)

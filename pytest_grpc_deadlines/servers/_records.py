@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 import grpc
 
+from .._errors import ServerStateError
+
 __all__ = ["Outcome", "ServerCall"]
 
 #: "running"; "ok" (the handler returned); "abandoned" (a cancellation-aware wait or the
@@ -49,6 +51,8 @@ class ServerCall:
         default_factory=list, repr=False
     )
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: the event loop an asyncio server's handler runs on (None for the sync server)
+    _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False, compare=False)
 
     @property
     def duration(self) -> float | None:
@@ -82,7 +86,14 @@ class ServerCall:
                 self.cancelled = True
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the handler ends; False on timeout. (Use ``wait_async`` on a loop.)"""
+        """Block until the handler ends; False on timeout. On the event loop an asyncio server
+        runs on, use ``await wait_async(timeout)``: blocking it would keep the handler from
+        ending, so this raises."""
+        if self._loop is not None and _running_loop() is self._loop:
+            raise ServerStateError(
+                "ServerCall.wait() would block the running event loop, which the asyncio server's "
+                "handler needs to end; use `await call.wait_async(timeout)` instead"
+            )
         return self._done.wait(timeout)
 
     async def wait_async(self, timeout: float | None = None) -> bool:
@@ -106,6 +117,13 @@ class ServerCall:
             f"ServerCall({self.method}, outcome={self.outcome!r}, code={code}, "
             f"cancelled={self.cancelled}, deadline={deadline})"
         )
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

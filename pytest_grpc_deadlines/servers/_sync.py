@@ -23,6 +23,7 @@ from ..cascade._cascade import DAGSTER, Cascade
 from ..probe import ProbeStub
 from ._core import (
     DEFAULT_GRACE,
+    DEFAULT_MAX_HOLD,
     END,
     NEXT,
     RUN,
@@ -181,10 +182,14 @@ class GrpcTestServer(ServerBase):
             channel.close()
 
     # behaviour ------------------------------------------------------------------------------
-    def hold(self, method: str, *, honor_cancellation: bool = False) -> Gate:
+    def hold(
+        self, method: str, *, honor_cancellation: bool = False, max_hold: float | None = DEFAULT_MAX_HOLD
+    ) -> Gate:
         """Hold ``method``'s calls at handler start until the gate is released. By default a
-        held call ignores the client going away, which is what reproduces a disagreement."""
-        return cast(Gate, self._hold(method, honor_cancellation))
+        held call ignores the client going away, which is what reproduces a disagreement. A
+        call held ``max_hold`` seconds fails with ABORTED, saying the gate was never released
+        (None: hold it for ever)."""
+        return cast(Gate, self._hold(method, honor_cancellation, max_hold))
 
     def _new_gate(self, method: str, honor_cancellation: bool) -> Gate:
         return Gate(self, method, honor_cancellation)

@@ -184,3 +184,50 @@ def test_a_call_that_expired_while_queued_behind_a_busy_server_is_seen_cancelled
     late = server.calls[-1]
     assert late.wait(10)
     assert (late.method, late.outcome, late.cancelled) == (CLIENT_STREAM, "abandoned", True)
+
+
+# --- a gate nobody releases -------------------------------------------------------------------------
+
+NEVER_RELEASED = (
+    "the gate on pytest_grpc_deadlines.probe.v1.Probe/Unary was never released: the call waited 0.2 s at it"
+)
+
+
+def test_a_call_held_past_max_hold_fails_saying_the_gate_was_never_released(server: GrpcTestServer) -> None:
+    server.hold(UNARY, max_hold=0.2)  # margin: the point is that a call without a deadline ends
+    with pytest.raises(grpc.RpcError) as info:
+        server.probe().Unary(ProbeRequest())  # no deadline: without max_hold it would hang
+    assert info.value.code() is grpc.StatusCode.ABORTED
+    assert (info.value.details() or "").startswith(NEVER_RELEASED)
+    [call] = server.calls
+    assert call.wait(5)
+    assert (call.outcome, call.code) == ("aborted", grpc.StatusCode.ABORTED)
+
+
+@pytest.mark.asyncio
+async def test_aio_a_call_held_past_max_hold_fails_saying_the_gate_was_never_released(
+    grpc_aio_test_server: AioGrpcTestServer,
+) -> None:
+    grpc_aio_test_server.hold(UNARY, max_hold=0.2)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await grpc_aio_test_server.probe().Unary(ProbeRequest())
+    assert info.value.code() is grpc.StatusCode.ABORTED
+    assert (info.value.details() or "").startswith(NEVER_RELEASED)
+
+
+def test_max_hold_none_holds_until_released_and_nan_is_refused(server: GrpcTestServer) -> None:
+    gate = server.hold(UNARY, max_hold=None)
+    assert gate.max_hold is None
+    future = server.probe().Unary.future(ProbeRequest(), timeout=30)
+    assert gate.wait_entered(10)
+    gate.release()
+    assert future.result(timeout=10).index == 0
+    with pytest.raises(ValueError, match="max_hold=nan is not a number of seconds"):
+        server.hold(UNARY, max_hold=float("nan"))
+
+
+def test_the_default_max_hold_is_a_minute() -> None:
+    from pytest_grpc_deadlines.servers._core import DEFAULT_MAX_HOLD
+
+    with GrpcTestServer() as server:
+        assert server.hold(UNARY).max_hold == DEFAULT_MAX_HOLD == 60.0

@@ -145,3 +145,23 @@ async def test_aio_a_response_larger_than_the_send_limit_is_recorded_as_not_sent
         [call] = server.calls
         assert await call.wait_async(5)
         assert (call.outcome, call.code) == ("aborted", grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+
+@pytest.mark.asyncio
+async def test_aio_a_blocking_wait_on_the_servers_own_loop_raises_naming_the_awaitable_one(
+    grpc_aio_test_server: AioGrpcTestServer,
+) -> None:
+    await grpc_aio_test_server.probe().Unary(ProbeRequest(), timeout=5)
+    [call] = grpc_aio_test_server.calls
+    with pytest.raises(RuntimeError, match=re.escape("use `await call.wait_async(timeout)` instead")):
+        call.wait(1)
+    assert await call.wait_async(5)
+
+
+@pytest.mark.asyncio
+async def test_a_blocking_wait_on_a_sync_servers_record_works_in_an_async_test(
+    server: GrpcTestServer,
+) -> None:
+    server.probe().Unary(ProbeRequest(), timeout=5)
+    [call] = server.calls
+    assert call.wait(5)  # the sync server's handler runs on its own threads

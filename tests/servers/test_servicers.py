@@ -265,3 +265,16 @@ async def test_a_writing_servicer_still_gets_delays_and_faults(
     delayed, failed = server.calls
     assert await delayed.wait_async(10)
     assert (delayed.outcome, failed.outcome) == ("abandoned", "aborted")
+
+
+# --- an asyncio server serves sync servicers, as grpc.aio does ---------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_aio_server_serves_a_sync_servicer(grpc_aio_test_server_factory: Any) -> None:
+    server = await grpc_aio_test_server_factory((add_EchoServicer_to_server, EchoServicer()))
+    channel = server.channel()
+    assert await unary_unary(channel, f"/{SAY}")(b"hi", timeout=5) == b"echo:hi"
+    chorus = [m async for m in unary_stream(channel, f"/{CHORUS}")(b"c", timeout=5)]
+    assert chorus == [b"c0", b"c1", b"c2"]
+    assert [(c.method, c.outcome) for c in server.calls] == [(SAY, "ok"), (CHORUS, "ok")]
