@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -269,6 +270,10 @@ def _size(message: object, encode: Callable[[Any], bytes] | None) -> int | None:
     return len(message) if isinstance(message, bytes) else None
 
 
+#: Characters grpc reads as URI syntax in a ``unix:`` target (and whitespace, which it rejects).
+_URI_SYNTAX = re.compile(r"[#?,%;\s]")
+
+
 class ServerBase:
     """Configuration, per-method behaviour and records; subclasses run the grpc server."""
 
@@ -333,8 +338,10 @@ class ServerBase:
         if self._transport == "unix":
             if self._tmpdir is None:  # mkdtemp makes it 0700: private to this user
                 self._tmpdir = tempfile.mkdtemp(prefix="grpc-deadlines-")
-                if len(os.path.join(self._tmpdir, "server.sock").encode()) > SUN_PATH_MAX:
-                    # A long TMPDIR: a socket path must fit sockaddr_un, so use /tmp instead.
+                path = os.path.join(self._tmpdir, "server.sock")
+                if len(path.encode()) > SUN_PATH_MAX or _URI_SYNTAX.search(path):
+                    # A socket path must fit sockaddr_un, and grpc reads a target as a URI: a
+                    # long TMPDIR, or one with "#", "?", "," or "%", gets /tmp instead.
                     os.rmdir(self._tmpdir)
                     self._tmpdir = tempfile.mkdtemp(prefix="grpc-deadlines-", dir="/tmp")
             return f"unix:{os.path.join(self._tmpdir, 'server.sock')}"

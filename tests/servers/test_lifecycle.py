@@ -127,6 +127,19 @@ def test_unix_socket_under_a_long_tmpdir_falls_back_to_tmp(
         assert server.probe().Unary(ProbeRequest(), timeout=5).index == 0
 
 
+@pytest.mark.parametrize("name", ["a#b", "a?b", "a,b", "a%41b", "a b"])
+def test_unix_socket_under_a_tmpdir_grpc_reads_as_uri_syntax_falls_back_to_tmp(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    odd_dir = tmp_path / name
+    odd_dir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(odd_dir))
+    with GrpcTestServer(transport="unix") as server:
+        assert server.target.startswith("unix:/tmp/grpc-deadlines-")
+        assert server.probe().Unary(ProbeRequest(), timeout=5).index == 0
+    assert list(odd_dir.iterdir()) == []
+
+
 @pytest.mark.asyncio
 async def test_unix_transport_and_cleanup() -> None:
     async with AioGrpcTestServer(transport="unix") as server:
