@@ -40,6 +40,7 @@ PUBLIC = {
     "Process",
     "Ref",
     "Resolved",
+    "Seconds",
     "ServerCall",
     "ServerStateError",
     "Setting",

@@ -21,7 +21,7 @@ from ._cascade import (
     Setting,
 )
 from ._invariants import Violation, check
-from ._rules import Flag, Max, Ref, Rule, Text, ValueRule, WholeNumber
+from ._rules import Flag, Max, Ref, Rule, Seconds, Text, ValueRule, WholeNumber
 
 __all__ = [
     "DAGSTER",
@@ -36,6 +36,7 @@ __all__ = [
     "Ref",
     "Resolved",
     "Rule",
+    "Seconds",
     "Setting",
     "Text",
     "ValueRule",

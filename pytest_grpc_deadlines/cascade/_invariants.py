@@ -49,13 +49,16 @@ def check(resolved: Resolved) -> list[Violation]:
             out.append(Violation("error", (setting.name,), str(resolved.errors[setting.name])))
             continue
         value = resolved[setting.name]
-        if not isinstance(value, int) or isinstance(value, bool):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if setting.kind in ("seconds", "grace") and isinstance(value, float) and math.isnan(value):
+            out.append(Violation("warning", (setting.name,), f"{setting.name} nan: not a number of seconds"))
             continue
         if setting.kind == "seconds":
             out.extend(_timeout(setting, value))
         elif setting.kind == "grace":
             out.extend(_grace(setting, value))
-        elif setting.kind == "bytes":
+        elif setting.kind == "bytes" and isinstance(value, int):
             out.extend(_byte_limit(setting, value))
         if isinstance(setting.default, Max) and resolved.is_explicit(setting.name):
             out.extend(_floor(resolved, setting, setting.default, value))
@@ -66,10 +69,17 @@ def check(resolved: Resolved) -> list[Violation]:
     return out
 
 
-def _timeout(setting: Setting, value: int) -> list[Violation]:
+def _number(value: float) -> str:
+    """An int as it is, a float the short way (1e+11, 0.5, inf)."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def _timeout(setting: Setting, value: float) -> list[Violation]:
     name = setting.name
     if value < 0:
-        text = f"{name} {value} < 0: every call with this timeout fails at once with DEADLINE_EXCEEDED"
+        text = (
+            f"{name} {_number(value)} < 0: every call with this timeout fails at once with DEADLINE_EXCEEDED"
+        )
     elif value == 0:
         text = (
             f"{name} 0: every call with this timeout fails with DEADLINE_EXCEEDED unless it "
@@ -77,7 +87,7 @@ def _timeout(setting: Setting, value: int) -> list[Violation]:
         )
     elif not representable(value):
         text = (
-            f"{name} {value}: grpc cannot represent a deadline that far (1e10 s and more, or past "
+            f"{name} {_number(value)}: grpc cannot represent a deadline that far (1e10 s and more, or past "
             "2**63 ns since the epoch: about 7.4e9 s from now) and fails every call with this "
             "timeout at once with DEADLINE_EXCEEDED"
         )
@@ -86,7 +96,7 @@ def _timeout(setting: Setting, value: int) -> list[Violation]:
     return [Violation("warning", (name,), text)]
 
 
-def _grace(setting: Setting, value: int) -> list[Violation]:
+def _grace(setting: Setting, value: float) -> list[Violation]:
     """A shutdown grace period: how long a stopping server lets in-flight calls finish."""
     name = setting.name
     if value > threading.TIMEOUT_MAX:
@@ -94,13 +104,13 @@ def _grace(setting: Setting, value: int) -> list[Violation]:
             Violation(
                 "error",
                 (name,),
-                f"{name} {value} is longer than Python can wait ({threading.TIMEOUT_MAX:g} s): "
+                f"{name} {_number(value)} is longer than Python can wait ({threading.TIMEOUT_MAX:g} s): "
                 "grpc's shutdown thread dies with OverflowError and the server does not stop",
             )
         ]
     if value <= 0:
         text = (
-            f"{name} {value}: a stopping server does not wait: calls in flight are cancelled at "
+            f"{name} {_number(value)}: a stopping server does not wait: calls in flight are cancelled at "
             "once (the client gets UNAVAILABLE)"
         )
         return [Violation("warning", (name,), text)]
@@ -130,7 +140,7 @@ def _byte_limit(setting: Setting, value: int) -> list[Violation]:
     return [Violation("warning", (name,), text)]
 
 
-def _floor(resolved: Resolved, setting: Setting, rule: Max, value: int) -> list[Violation]:
+def _floor(resolved: Resolved, setting: Setting, rule: Max, value: float) -> list[Violation]:
     """One warning when an explicit value is below a term of its own default rule.
 
     Terms that cannot be read (an invalid setting, already reported as an error) are left out.

@@ -9,12 +9,16 @@ differently: Dagster's timeouts treat an empty string as unset, its restart inte
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .._errors import ArgumentError, ArgumentTypeError
 
-__all__ = ["Flag", "Max", "Ref", "Rule", "Text", "ValueRule", "WholeNumber"]
+#: The largest float: ints beyond it do not round-trip through float().
+_FLOAT_MAX = sys.float_info.max
+
+__all__ = ["Flag", "Max", "Ref", "Rule", "Seconds", "Text", "ValueRule", "WholeNumber"]
 
 
 class ValueRule:
@@ -97,6 +101,48 @@ class WholeNumber(ValueRule):
             raise ArgumentError(
                 f"an int of {value.bit_length()} bits has more digits than {self.reader} reads"
             ) from None
+
+
+@dataclass(frozen=True)
+class Seconds(ValueRule):
+    """Python's ``float(text)``: seconds with a fraction ("1.5", "2e3", " 7 ", "1_000"; also
+    "inf" and "nan", which :func:`~pytest_grpc_deadlines.check` then flags).
+
+    ``empty_is_unset`` as for :class:`WholeNumber`: ``if os.getenv(X): return float(...)``.
+    """
+
+    empty_is_unset: bool = True
+    reader: str = "float()"
+    refuses: str = ""
+    examples: tuple[str, ...] = ("0.5", "1.5", "30", " 2 ", "1e3", "0.001")
+    invalid_examples: tuple[str, ...] = ("abc", "1.2.3", "1,5", "30s")
+
+    def refusal(self, exc: Exception) -> str:
+        return self.refuses.format(exc=exc)
+
+    @property
+    def accepts(self) -> str:  # type: ignore[override]
+        return f"a number of seconds, as {self.reader} reads it"
+
+    def is_set(self, raw: str | None) -> bool:
+        if self.empty_is_unset:
+            return bool(raw)
+        return raw is not None
+
+    def parse(self, raw: str) -> object:
+        return float(raw)
+
+    def write(self, value: object) -> str | None:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ArgumentTypeError(
+                f"{value!r} is {_a(type(value).__name__)}; accepted: an int or a float, a str "
+                "written to the variable verbatim, or None to remove it"
+            )
+        if isinstance(value, int) and abs(value) > _FLOAT_MAX:
+            raise ArgumentError(f"an int of {value.bit_length()} bits is beyond {self.reader}'s range")
+        return repr(float(value))
 
 
 @dataclass(frozen=True)
