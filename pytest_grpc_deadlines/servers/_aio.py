@@ -25,6 +25,7 @@ from ._core import (
     DEFAULT_MAX_HOLD,
     END,
     NEXT,
+    RESET_DETAILS,
     RUN,
     Abort,
     Behaviour,
@@ -280,8 +281,10 @@ class AioGrpcTestServer(ServerBase):
                     flow.throw(exc)  # the flow records what it must, then re-raises
                     raise
 
-    def _unary_response(self, full: str, behaviour: Behaviour) -> Behaviour:
+    def _unary_response(self, full: str, behaviour: Behaviour, arrived: int) -> Behaviour:
         async def handle(argument: object, context: _Context) -> object:
+            if self._stale(arrived):
+                await context.abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
             call, state, argument = self._start(full, argument, context)
             flow = self._unary_flow(full, call, state)
             try:
@@ -296,8 +299,10 @@ class AioGrpcTestServer(ServerBase):
 
         return handle
 
-    def _stream_response(self, full: str, behaviour: Behaviour) -> Behaviour:
+    def _stream_response(self, full: str, behaviour: Behaviour, arrived: int) -> Behaviour:
         async def handle(argument: object, context: _Context) -> AsyncIterator[object]:
+            if self._stale(arrived):
+                await context.abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
             call, state, argument = self._start(full, argument, context)
             flow = self._stream_flow(full, call, state)
             try:

@@ -680,11 +680,16 @@ class ServerBase:
             yield from self._fault(call, fault)
         yield from self._after(full, call)
 
-    def _unary_response(self, full: str, behaviour: Behaviour) -> Behaviour:
+    def _stale(self, arrived: int) -> bool:
+        """Whether a call arrived before the last reset (in an earlier test): it ends CANCELLED
+        without a record."""
+        return arrived != self._generation
+
+    def _unary_response(self, full: str, behaviour: Behaviour, arrived: int) -> Behaviour:
         """The handler for a unary response, running ``_unary_flow`` around ``behaviour``."""
         raise NotImplementedError
 
-    def _stream_response(self, full: str, behaviour: Behaviour) -> Behaviour:
+    def _stream_response(self, full: str, behaviour: Behaviour, arrived: int) -> Behaviour:
         """The handler for a response stream, running ``_stream_flow`` around ``behaviour``."""
         raise NotImplementedError
 
@@ -694,19 +699,22 @@ class ServerBase:
         """The recording, behaviour-injecting handler around ``handler`` (same shape)."""
         decode, encode = handler.request_deserializer, handler.response_serializer
         self._encoders[method] = encode
+        # grpc asks for the handler when the call arrives: a call still queued behind busy
+        # workers when the test ends must not reach the next test's gates and records.
+        arrived = self._generation
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary_response(method, handler.unary_unary), decode, encode
+                self._unary_response(method, handler.unary_unary, arrived), decode, encode
             )
         if handler.stream_unary is not None:
             return grpc.stream_unary_rpc_method_handler(
-                self._unary_response(method, handler.stream_unary), decode, encode
+                self._unary_response(method, handler.stream_unary, arrived), decode, encode
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._stream_response(method, handler.unary_stream), decode, encode
+                self._stream_response(method, handler.unary_stream, arrived), decode, encode
             )
         assert handler.stream_stream is not None, handler  # grpc sets exactly one of the four
         return grpc.stream_stream_rpc_method_handler(
-            self._stream_response(method, handler.stream_stream), decode, encode
+            self._stream_response(method, handler.stream_stream, arrived), decode, encode
         )

@@ -26,6 +26,7 @@ from ._core import (
     DEFAULT_MAX_HOLD,
     END,
     NEXT,
+    RESET_DETAILS,
     RUN,
     Abort,
     Behaviour,
@@ -249,8 +250,10 @@ class GrpcTestServer(ServerBase):
             if close is not None:
                 close()
 
-    def _unary_response(self, full: str, behaviour: Behaviour) -> Behaviour:
+    def _unary_response(self, full: str, behaviour: Behaviour, arrived: int) -> Behaviour:
         def handle(argument: object, context: grpc.ServicerContext) -> object:
+            if self._stale(arrived):
+                context.abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
             call, state, argument = self._start(full, argument, context)
             flow = self._unary_flow(full, call, state)
             try:
@@ -266,8 +269,10 @@ class GrpcTestServer(ServerBase):
 
         return handle
 
-    def _stream_response(self, full: str, behaviour: Behaviour) -> Behaviour:
+    def _stream_response(self, full: str, behaviour: Behaviour, arrived: int) -> Behaviour:
         def handle(argument: object, context: grpc.ServicerContext) -> Iterator[object]:
+            if self._stale(arrived):
+                context.abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
             call, state, argument = self._start(full, argument, context)
             flow = self._stream_flow(full, call, state)
             try:

@@ -4,6 +4,7 @@ and what a gate sees of a client that left."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 import grpc
@@ -231,3 +232,27 @@ def test_the_default_max_hold_is_a_minute() -> None:
 
     with GrpcTestServer() as server:
         assert server.hold(UNARY).max_hold == DEFAULT_MAX_HOLD == 60.0
+
+
+# --- calls belong to the test during which they arrive ------------------------------------------------
+
+
+def test_calls_queued_behind_busy_workers_at_a_reset_never_reach_the_next_tests_gate(
+    grpc_test_server_factory: ServerFactory,
+) -> None:
+    server = grpc_test_server_factory(max_workers=2)
+    first = server.hold(UNARY)
+    stub = server.probe()
+    futures = [stub.Unary.future(ProbeRequest(), timeout=30) for _ in range(5)]
+    deadline = time.monotonic() + ENTRY_BOUND
+    while first.entered < 2:  # both workers held; three calls queue behind them
+        assert time.monotonic() < deadline, f"{first.entered} of 2 calls reached the gate"
+        time.sleep(0.001)  # margin: polling a counter, not timing anything
+    server.reset()  # the end of one test: what the fixture does between tests
+    second = server.hold(UNARY)  # the next test's gate
+    codes = sorted((_code(f.result) for f in futures), key=lambda code: code.name)
+    assert codes == [grpc.StatusCode.CANCELLED] * 3 + [grpc.StatusCode.OK] * 2
+    cancelled = [future_error(f, 10) for f in futures if f.exception(timeout=10) is not None]
+    assert [e.details() for e in cancelled] == ["the test server was reset"] * 3
+    assert second.entered == 0
+    assert server.calls == []
