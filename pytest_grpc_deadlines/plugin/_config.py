@@ -171,10 +171,14 @@ def pytest_configure(config: pytest.Config) -> None:
         from . import _dagster
 
         config.pluginmanager.register(_dagster, "grpc_deadlines.dagster")
-    if importlib.util.find_spec("pytest_asyncio") is not None:  # asyncio fixtures need it
+    if config.pluginmanager.has_plugin("asyncio"):  # pytest-asyncio, installed and enabled
         from . import _aio_servers
 
         config.pluginmanager.register(_aio_servers, "grpc_deadlines.aio_fixtures")
+    else:  # the same names, failing with what to do
+        from . import _aio_missing
+
+        config.pluginmanager.register(_aio_missing, "grpc_deadlines.aio_fixtures")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import grpc
 import grpc.aio
 
+from .._errors import ServerStateError
 from ..cascade._cascade import DAGSTER, Cascade
 from ..probe import ProbeAioStub
 from ._core import (
@@ -123,12 +124,14 @@ class AioGrpcTestServer(ServerBase):
         self._server: grpc.aio.Server | None = None
         self._channels: list[grpc.aio.Channel] = []
         self._changed = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # lifecycle -----------------------------------------------------------------------------
     async def start(self) -> AioGrpcTestServer:
         if self._server is not None:
             return self
         self._closing = False
+        self._loop = asyncio.get_running_loop()
         server = grpc.aio.server(interceptors=(_Interceptor(self),), options=self._server_options())
         self._register(server)
         try:
@@ -176,9 +179,24 @@ class AioGrpcTestServer(ServerBase):
     # clients --------------------------------------------------------------------------------
     def channel(self, **options: object) -> grpc.aio.Channel:
         """A ``grpc.aio`` channel to this server, closed at teardown (see the sync server)."""
+        self._check_loop("channel()")
         channel = grpc.aio.insecure_channel(self.target, options=self._channel_options(options))
         self._channels.append(channel)
         return channel
+
+    def _check_loop(self, what: str) -> None:
+        """A server serves only while its loop runs: code on another loop would wait for ever."""
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if self._loop is not None and running is not self._loop:
+            where = "outside any event loop" if running is None else "on another event loop"
+            raise ServerStateError(
+                f"AioGrpcTestServer.{what} is called {where}, not on the one the server runs on, "
+                "whose calls would then wait for ever: start the server on the loop the test runs "
+                "on (a function-scoped fixture, or the same loop_scope for the fixture and the test)"
+            )
 
     def probe(self, **options: object) -> ProbeAioStub:
         return ProbeAioStub(self.channel(**options))

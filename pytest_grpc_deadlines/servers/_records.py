@@ -89,12 +89,17 @@ class ServerCall:
         """Block until the handler ends; False on timeout. On the event loop an asyncio server
         runs on, use ``await wait_async(timeout)``: blocking it would keep the handler from
         ending, so this raises."""
-        if self._loop is not None and _running_loop() is self._loop:
+        if (timeout is None or timeout > 0) and not self._done.is_set() and self.on_own_loop():
             raise ServerStateError(
                 "ServerCall.wait() would block the running event loop, which the asyncio server's "
                 "handler needs to end; use `await call.wait_async(timeout)` instead"
             )
         return self._done.wait(timeout)
+
+    def on_own_loop(self) -> bool:
+        """Whether this code runs on the event loop the call's asyncio handler runs on, where a
+        blocking wait would keep the handler from ending."""
+        return self._loop is not None and _running_loop() is self._loop
 
     async def wait_async(self, timeout: float | None = None) -> bool:
         """Await the handler's end; False on timeout."""

@@ -362,3 +362,21 @@ def test_an_option_given_twice_on_the_command_line_takes_the_later_value(pyteste
     pytester.makepyfile(test_mod="def test_sensor(grpc_timeouts):\n    assert grpc_timeouts.sensor == 45\n")
     result = pytester.runpytest(*QUIET, "--grpc-timeout", "sensor=30", "--grpc-timeout", "sensor=45")
     result.assert_outcomes(passed=1)
+
+
+# --- asyncio -----------------------------------------------------------------------------------------
+
+
+def test_the_asyncio_fixtures_without_pytest_asyncio_say_what_to_do(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mod="def test_aio(grpc_aio_test_server):\n    pass\n")
+    result = pytester.runpytest("-p", "no:asyncio", "-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*grpc_aio_test_server needs pytest-asyncio, which is not installed or not enabled "
+            "(-p no:asyncio): install it (python -m pip install pytest-asyncio) and mark the test "
+            "@pytest.mark.asyncio (or set asyncio_mode = auto); a sync test uses grpc_test_server "
+            "instead"
+        ]
+    )
+    assert "fixture 'grpc_aio_test_server' not found" not in result.stdout.str()

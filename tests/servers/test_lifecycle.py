@@ -328,3 +328,29 @@ async def test_aio_close_does_not_wait_for_a_held_handler() -> None:
     assert loop.time() - start < 2
     with pytest.raises((grpc.RpcError, asyncio.CancelledError)):
         await call
+
+
+def test_an_asyncio_server_used_from_another_loop_says_so_instead_of_hanging() -> None:
+    async def start() -> AioGrpcTestServer:
+        return await AioGrpcTestServer().start()
+
+    first = asyncio.new_event_loop()
+    try:
+        server = first.run_until_complete(start())
+
+        async def use() -> None:
+            server.probe()
+
+        second = asyncio.new_event_loop()
+        try:
+            with pytest.raises(
+                RuntimeError, match="is called on another event loop, not on the one the server runs on"
+            ):
+                second.run_until_complete(use())
+        finally:
+            second.close()
+        with pytest.raises(RuntimeError, match="is called outside any event loop"):
+            server.channel()
+        first.run_until_complete(server.close())
+    finally:
+        first.close()

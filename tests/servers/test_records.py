@@ -151,11 +151,17 @@ async def test_aio_a_response_larger_than_the_send_limit_is_recorded_as_not_sent
 async def test_aio_a_blocking_wait_on_the_servers_own_loop_raises_naming_the_awaitable_one(
     grpc_aio_test_server: AioGrpcTestServer,
 ) -> None:
-    await grpc_aio_test_server.probe().Unary(ProbeRequest(), timeout=5)
+    gate = grpc_aio_test_server.hold(f"{PROBE_SERVICE_NAME}/Unary")
+    pending = asyncio.ensure_future(grpc_aio_test_server.probe().Unary(ProbeRequest(), timeout=5))
+    assert await gate.wait_entered(5)
     [call] = grpc_aio_test_server.calls
     with pytest.raises(RuntimeError, match=re.escape("use `await call.wait_async(timeout)` instead")):
-        call.wait(1)
+        call.wait(1)  # would block the loop the held handler needs
+    assert call.wait(0) is False  # a wait that does not block is fine
+    gate.release()
+    assert (await pending).index == 0
     assert await call.wait_async(5)
+    assert call.wait(1)  # ended: nothing to block on
 
 
 @pytest.mark.asyncio
