@@ -52,30 +52,40 @@ class ValueRule:
 
 
 @dataclass(frozen=True)
-class WholeNumber(ValueRule):
-    """Python's ``int(text)``: " 7 ", "+5", "1_000" and non-ASCII digits are accepted.
-
-    ``empty_is_unset`` mirrors ``if os.getenv(X): return int(...)`` (Dagster's timeouts); when
-    false, an empty string is parsed and fails, as ``int(os.getenv(X, "5"))`` does.
-    """
+class _Number(ValueRule):
+    """A number read with ``reader``; ``empty_is_unset`` mirrors ``if os.getenv(X): ...``."""
 
     empty_is_unset: bool = True
-    reader: str = "int()"
-    #: What the reader does with text that does not parse, when it is not ``int()``'s
+    reader: str = ""
+    #: What the reader does with text that does not parse, when it is not the reader's own
     #: ValueError (e.g. a click option's usage error); ``{exc}`` is the parse error.
     refuses: str = ""
+    #: Completes "a ..., as READER reads it" in messages.
+    noun = "number"
 
     def refusal(self, exc: Exception) -> str:
         return self.refuses.format(exc=exc)
 
     @property
     def accepts(self) -> str:  # type: ignore[override]
-        return f"a whole number, as {self.reader} reads it"
+        return f"a {self.noun}, as {self.reader} reads it"
 
     def is_set(self, raw: str | None) -> bool:
         if self.empty_is_unset:
             return bool(raw)
         return raw is not None
+
+
+@dataclass(frozen=True)
+class WholeNumber(_Number):
+    """Python's ``int(text)``: " 7 ", "+5", "1_000" and non-ASCII digits are accepted.
+
+    ``empty_is_unset`` mirrors ``if os.getenv(X): return int(...)`` (Dagster's timeouts); when
+    false, an empty string is parsed and fails, as ``int(os.getenv(X, "5"))`` does.
+    """
+
+    reader: str = "int()"
+    noun = "whole number"
 
     def parse(self, raw: str) -> object:
         return int(raw)
@@ -104,30 +114,17 @@ class WholeNumber(ValueRule):
 
 
 @dataclass(frozen=True)
-class Seconds(ValueRule):
+class Seconds(_Number):
     """Python's ``float(text)``: seconds with a fraction ("1.5", "2e3", " 7 ", "1_000"; also
     "inf" and "nan", which :func:`~pytest_grpc_deadlines.check` then flags).
 
     ``empty_is_unset`` as for :class:`WholeNumber`: ``if os.getenv(X): return float(...)``.
     """
 
-    empty_is_unset: bool = True
     reader: str = "float()"
-    refuses: str = ""
+    noun = "number of seconds"
     examples: tuple[str, ...] = ("0.5", "1.5", "30", " 2 ", "1e3", "0.001")
     invalid_examples: tuple[str, ...] = ("abc", "1.2.3", "1,5", "30s")
-
-    def refusal(self, exc: Exception) -> str:
-        return self.refuses.format(exc=exc)
-
-    @property
-    def accepts(self) -> str:  # type: ignore[override]
-        return f"a number of seconds, as {self.reader} reads it"
-
-    def is_set(self, raw: str | None) -> bool:
-        if self.empty_is_unset:
-            return bool(raw)
-        return raw is not None
 
     def parse(self, raw: str) -> object:
         return float(raw)
