@@ -16,6 +16,7 @@ from ._errors import (
     CheckError,
     GrpcDeadlinesError,
     GrpcDeadlinesWarning,
+    MethodError,
     MissingExtraError,
     OverrideError,
     ServerStateError,
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from .calls._recorder import ClientCall
     from .calls._verdicts import CallLog, Pair
     from .servers._aio import AioGate, AioGrpcTestServer
-    from .servers._behaviour import MethodError, jitter
+    from .servers._behaviour import jitter
     from .servers._fake import FakeRpc, FakeServer
     from .servers._records import ServerCall
     from .servers._sync import Gate, GrpcTestServer
@@ -105,7 +106,6 @@ _LAZY = {
     "Pair": "calls._verdicts",
     "Gate": "servers._sync",
     "GrpcTestServer": "servers._sync",
-    "MethodError": "servers._behaviour",
     "ServerCall": "servers._records",
     "assert_cascade_conforms": "strategies",
     "jitter": "servers._behaviour",

@@ -61,20 +61,17 @@ def check_optional_positive_int(value: object, what: str) -> int | None:
 
 
 @contextmanager
-def scoped_environ(
-    names: Iterable[str], values: Mapping[str, str], environ: MutableMapping[str, str] | None = None
-) -> Iterator[None]:
-    """Remove ``names`` from ``environ`` (``os.environ`` by default), set ``values``, and put
-    every variable back as it was on exit."""
-    env = os.environ if environ is None else environ
-    saved = {name: env.get(name) for name in (*names, *values)}
+def scoped_environ(names: Iterable[str], values: Mapping[str, str]) -> Iterator[None]:
+    """Remove ``names`` from ``os.environ``, set ``values``, and put every variable back as it
+    was on exit."""
+    saved = {name: os.environ.get(name) for name in (*names, *values)}
     try:
         for name in names:
-            env.pop(name, None)
-        env.update(values)
+            os.environ.pop(name, None)
+        os.environ.update(values)
         yield
     finally:
-        write_environ(env, saved)
+        write_environ(os.environ, saved)
 
 
 def write_environ(environ: MutableMapping[str, str], texts: Mapping[str, str | None]) -> None:

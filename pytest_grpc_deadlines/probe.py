@@ -279,9 +279,8 @@ def _status(number: int) -> grpc.StatusCode:
 
 
 def _is_aio(server: object) -> bool:
-    aio = getattr(grpc, "aio", None)
     server = getattr(server, "_grpc_deadlines_target", server)  # the server behind a wrapper
-    return aio is not None and isinstance(server, aio.Server)
+    return isinstance(server, grpc.aio.Server)
 
 
 def add_ProbeServicer_to_server(servicer: ProbeServicer, server: grpc.Server | grpc.aio.Server) -> None:

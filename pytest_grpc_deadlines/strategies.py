@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from ._checks import check_flag
+from ._checks import check_flag, check_seconds
 from ._errors import ArgumentError, CheckError
 from .cascade._cascade import DAGSTER, Cascade, Setting, WholeNumber
 from .cascade._conformance import mismatches
@@ -147,11 +147,8 @@ class DeadlineScenario:
 
     def __post_init__(self) -> None:
         for name in ("delay", "timeout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ArgumentError(f"{name}={value!r} must be a finite number of seconds")
-        if self.delay < 0:
-            raise ArgumentError(f"delay={self.delay!r} must not be negative")
+            check_seconds(getattr(self, name), name, negative=True)
+        check_seconds(self.delay, "delay")
         if self.timeout <= 0:
             raise ArgumentError(f"timeout={self.timeout!r} must be positive")
         if self.when not in ("before", "after"):
@@ -199,11 +196,11 @@ class DeadlineScenario:
 
 
 def _milliseconds(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise StrategyArgumentError(f"{name}={value!r} must be a finite number of seconds")
-    if value < 0:
-        raise StrategyArgumentError(f"{name}={value!r} must not be negative")
-    return round(value * 1000, 6)  # 0.1 * 1000 is 100.00000000000001: not a reason to skip 100
+    try:
+        seconds = check_seconds(value, name)
+    except ArgumentError as exc:
+        raise StrategyArgumentError(str(exc)) from None
+    return round(seconds * 1000, 6)  # 0.1 * 1000 is 100.00000000000001: not a reason to skip 100
 
 
 def deadline_scenarios(

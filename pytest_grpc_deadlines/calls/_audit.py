@@ -17,6 +17,7 @@ from ._recorder import ClientCall
 
 __all__ = [
     "AuditPolicy",
+    "audit",
     "exempt_method",
     "finding",
     "parse_ini_policy",
@@ -103,28 +104,32 @@ def finding(call: ClientCall, policy: AuditPolicy) -> str | None:
     return f"{call.method} to {call.target} with {problem}, at {call.site}{via}"
 
 
-def report(calls: Iterable[ClientCall], policy: AuditPolicy, test: str) -> str | None:
-    """The audit's message for a test (None when every call passes)."""
+def audit(calls: Iterable[ClientCall], policy: AuditPolicy, test: str) -> tuple[str, str] | None:
+    """The audit's message for a test and the site of its first flagged call (None when every
+    call passes)."""
     if policy.mode == "off":
         return None
-    calls = list(calls)
-    found = [f for f in (finding(c, policy) for c in calls) if f is not None]
-    if not found:
+    flagged = [(call, found) for call in calls if (found := finding(call, policy)) is not None]
+    if not flagged:
         return None
-    lines = "\n".join(f"  {f}" for f in found)
-    above = [
-        c
-        for c in calls
-        if c.timeout is not None and policy.max_seconds is not None and c.timeout > policy.max_seconds
-    ]
-    if above and len(above) == len(found):
-        assert policy.max_seconds is not None
-        return (
-            f"grpc_require_deadlines: {test} made {len(found)} RPC(s) with a deadline above "
-            f"{policy.max_seconds:g} s:\n{lines}\nPass a timeout of at most {policy.max_seconds:g} s "
+    lines = "\n".join(f"  {found}" for _, found in flagged)
+    limit = policy.max_seconds
+    if limit is not None and all(c.timeout is not None and c.timeout > limit for c, _ in flagged):
+        message = (
+            f"grpc_require_deadlines: {test} made {len(flagged)} RPC(s) with a deadline above "
+            f"{limit:g} s:\n{lines}\nPass a timeout of at most {limit:g} s "
             "on each call (or exempt the method with ini grpc_deadline_exempt_methods)."
         )
-    return (
-        f"grpc_require_deadlines: {test} made {len(found)} RPC(s) without a usable deadline:\n{lines}\n"
-        "Pass timeout= on each call (or exempt the method with ini grpc_deadline_exempt_methods)."
-    )
+    else:
+        message = (
+            f"grpc_require_deadlines: {test} made {len(flagged)} RPC(s) without a usable deadline:\n"
+            f"{lines}\nPass timeout= on each call (or exempt the method with ini "
+            "grpc_deadline_exempt_methods)."
+        )
+    return message, flagged[0][0].site
+
+
+def report(calls: Iterable[ClientCall], policy: AuditPolicy, test: str) -> str | None:
+    """The audit's message for a test (None when every call passes)."""
+    found = audit(calls, policy, test)
+    return None if found is None else found[0]

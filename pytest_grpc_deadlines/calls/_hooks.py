@@ -121,13 +121,19 @@ class ChannelInfo:
 
 
 def new_record(
-    info: ChannelInfo, method: object, site: CallSite, timeout: float | None, aio: bool
+    info: ChannelInfo,
+    method: object,
+    site: CallSite,
+    timeout: float | None,
+    aio: bool,
+    set_by: TimeoutSource = "call",
 ) -> ClientCall:
-    """A record of a call about to be made with deadline ``timeout`` (None: none)."""
+    """A record of a call about to be made with deadline ``timeout`` (None: none), which
+    ``set_by`` set."""
     name = method_name(method)
     record = RECORDER.new_call(name, info.target, aio)
     record.site, record.library_site, record.internal = site.site, site.library, site.internal
-    source: TimeoutSource | None = None if timeout is None else "call"
+    source: TimeoutSource | None = None if timeout is None else set_by
     configured = info.config_timeout(name)
     if configured is not None and (timeout is None or configured < timeout):
         timeout, source = configured, "service config"

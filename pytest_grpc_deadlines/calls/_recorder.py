@@ -116,10 +116,6 @@ class Recorder:
             if len(self._frames) > 1:
                 self._frames.pop()
 
-    @property
-    def test(self) -> str | None:
-        return self._frames[-1].test
-
     def start_test(self, nodeid: str | None) -> None:
         """Begin recording for ``nodeid`` (None: between tests). Calls recorded so far are
         dropped: a rerun attempt starts afresh."""

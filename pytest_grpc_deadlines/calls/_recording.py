@@ -30,7 +30,7 @@ import wrapt
 
 from . import _hooks as hooks
 from ._hooks import PENDING, ChannelInfo, Pending
-from ._recorder import CALL_ID_HEADER, RECORDER, ClientCall
+from ._recorder import RECORDER, ClientCall, TimeoutSource
 from ._sites import call_site
 
 if TYPE_CHECKING:
@@ -223,12 +223,11 @@ def _aio_call(patch: _Patch) -> Callable[..., Any]:
         if pending is None or len(args) <= _METHOD_AT:
             return wrapped(*args, **kwargs)
         timeout, moved = hooks.aio_timeout(pending, args[_DEADLINE_AT])
-        record = hooks.new_record(pending.info, args[_METHOD_AT], pending.site, timeout, True)
-        if moved and record.timeout_source == "call":
-            record.timeout_source = "interceptor"
+        source: TimeoutSource = "interceptor" if moved else "call"
+        record = hooks.new_record(pending.info, args[_METHOD_AT], pending.site, timeout, True, source)
         if record.call_id is not None:
             metadata = args[_AIO_METADATA_AT]
-            pairs = (*tuple(metadata or ()), (CALL_ID_HEADER, record.call_id))
+            pairs = hooks.with_header(metadata, record.call_id)
             # a copy: the Metadata may be the caller's own object, reused across calls
             metadata = type(metadata)(*pairs) if hasattr(metadata, "add") else pairs
             args = (*args[:_AIO_METADATA_AT], metadata, *args[_AIO_METADATA_AT + 1 :])

@@ -7,7 +7,7 @@ JSON schema (``--grpc-deadlines-json PATH``), version 2::
     {
       "version": 2,
       "calls": int,                           # client calls recorded in tests
-      "by_code": {"OK": int, "DEADLINE_EXCEEDED": int, ...},   # "RUNNING" for unfinished
+      "by_code": {"OK": int, "DEADLINE_EXCEEDED": int, ...},   # "UNFINISHED" for unfinished
       "no_deadline": [{"test", "method", "target", "site", "library_site"}],
       "disagreements": [{... as no_deadline, "client_code", "server_outcome"}],
       "expected_disagreements": [same keys as disagreements],
@@ -106,10 +106,9 @@ class SuiteReport:
                     self.no_deadline_exempt += 1
                 else:
                     self.no_deadline.append(_where(call))
-            elif self.max_deadline is not None and call.timeout > self.max_deadline and not exempt(call):
-                self.over_max_deadline.append({**_where(call), "timeout": call.timeout})
-            if call.timeout is None:
                 continue
+            if self.max_deadline is not None and call.timeout > self.max_deadline and not exempt(call):
+                self.over_max_deadline.append({**_where(call), "timeout": call.timeout})
             if (
                 call.code is not None
                 and call.code.name == "OK"

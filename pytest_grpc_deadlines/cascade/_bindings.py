@@ -61,9 +61,10 @@ def _defaults(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> Iter
 
 
 class _Finder(ast.NodeVisitor):
-    def __init__(self, module: str, names: frozenset[str]) -> None:
+    """Every default argument in a module's source that is a plain name, by where it is."""
+
+    def __init__(self, module: str) -> None:
         self.module = module
-        self.names = names
         self.found: list[Capture] = []
         self._path: list[str] = []
         self._in_function = 0
@@ -75,7 +76,7 @@ class _Finder(ast.NodeVisitor):
             return
         qualname = ".".join([*self._path, node.name])
         for parameter, default in _defaults(node):
-            if isinstance(default, ast.Name) and default.id in self.names:
+            if isinstance(default, ast.Name):
                 self.found.append(Capture(self.module, qualname, parameter, default.id))
         self._path.append(node.name)
         self._in_function += 1
@@ -95,28 +96,25 @@ class _Finder(ast.NodeVisitor):
         if self._in_function:
             return
         for parameter, default in _defaults(node):
-            if isinstance(default, ast.Name) and default.id in self.names:
+            if isinstance(default, ast.Name):
                 where = ".".join([*self._path, "<lambda>"])
                 self.found.append(Capture(self.module, where, parameter, default.id, False, "a lambda"))
         self.generic_visit(node)
 
 
-#: Per module object (a re-imported module is parsed again), per set of names.
-_cache: weakref.WeakKeyDictionary[ModuleType, dict[frozenset[str], tuple[Capture, ...]]] = (
-    weakref.WeakKeyDictionary()
-)
+#: Per module object: its source is read and parsed once (a re-imported module is parsed again).
+_cache: weakref.WeakKeyDictionary[ModuleType, tuple[Capture, ...]] = weakref.WeakKeyDictionary()
 
 
 def captures(module: ModuleType, names: frozenset[str]) -> tuple[Capture, ...]:
     """The default arguments in ``module``'s source whose default expression is one of ``names``."""
-    found = _cache.setdefault(module, {})
-    if names not in found:
+    if module not in _cache:
         tree = _source_tree(module)
-        finder = _Finder(module.__name__, names)
+        finder = _Finder(module.__name__)
         if tree is not None:
             finder.visit(tree)
-        found[names] = tuple(finder.found)
-    return found[names]
+        _cache[module] = tuple(finder.found)
+    return tuple(capture for capture in _cache[module] if capture.name in names)
 
 
 def _function(module: ModuleType, qualname: str) -> FunctionType | None:

@@ -113,7 +113,18 @@ def render_text(
     return "\n".join(lines)
 
 
-def render_json(resolved: Resolved, violations: Sequence[Violation], process: Process | None = None) -> str:
+def render_json(resolved: Resolved, violations: Sequence[Violation]) -> str:
+    return _dumps(_json_doc(resolved, violations, None))
+
+
+def _dumps(doc: object) -> str:
+    # default=repr: a user's ValueRule may parse to a value JSON cannot hold.
+    return json.dumps(doc, indent=2, ensure_ascii=False, default=repr)
+
+
+def _json_doc(
+    resolved: Resolved, violations: Sequence[Violation], process: Process | None
+) -> dict[str, object]:
     settings = []
     for setting in resolved.cascade:
         if not reads(process, (setting.name,)):
@@ -129,7 +140,7 @@ def render_json(resolved: Resolved, violations: Sequence[Violation], process: Pr
                 "error": str(error) if error else None,
             }
         )
-    doc = {
+    return {
         "cascade": resolved.cascade.name,
         "settings": settings,
         "violations": [
@@ -137,8 +148,6 @@ def render_json(resolved: Resolved, violations: Sequence[Violation], process: Pr
         ],
         "exit_code": exit_code(violations),
     }
-    # default=repr: a user's ValueRule may parse to a value JSON cannot hold.
-    return json.dumps(doc, indent=2, ensure_ascii=False, default=repr)
 
 
 def _process(cascade: Cascade, name: str, where: str) -> Process:
@@ -178,8 +187,8 @@ def _render_many(
     results: Sequence[tuple[Resolved, list[Violation]]],
     crossed: Sequence[tuple[str, Violation]],
     as_json: bool,
+    worst: int,
 ) -> str:
-    worst = exit_code([v for _, vs in results for v in vs] + [v for _, v in crossed])
     if as_json:
         doc = {
             "cascade": results[0][0].cascade.name,
@@ -187,7 +196,7 @@ def _render_many(
                 {
                     "process": env.process.name if env.process else None,
                     "source": env.source,
-                    **json.loads(render_json(resolved, violations, env.process)),
+                    **_json_doc(resolved, violations, env.process),
                 }
                 for env, (resolved, violations) in zip(environments, results, strict=True)
             ],
@@ -202,7 +211,7 @@ def _render_many(
             ],
             "exit_code": worst,
         }
-        return json.dumps(doc, indent=2, ensure_ascii=False, default=repr)
+        return _dumps(doc)
     parts = [
         render_text(resolved, violations, env.process, env.source)
         for env, (resolved, violations) in zip(environments, results, strict=True)
@@ -222,32 +231,27 @@ def main(
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
+    parser = _parser()
     try:
-        args = _parser().parse_args(argv)
+        args = parser.parse_args(argv)
         if args.command != "explain":
-            raise _UsageError(f"{_parser().prog}: error: a command is required: explain")
+            raise _UsageError(f"{parser.prog}: error: a command is required: explain")
         cascade: Cascade = load_cascade(args.cascade, "--cascade") if args.cascade else DAGSTER
         environments = _environments(
             cascade, args.process, args.env_file, os.environ if environ is None else environ
         )
     except (_UsageError, OverrideError) as exc:
         print(str(exc), file=err)
-        print(_parser().format_usage().rstrip(), file=err)
+        print(parser.format_usage().rstrip(), file=err)
         return EXIT_USAGE
     results = []
     for env in environments:
         resolved = cascade.resolve(env.values)
         results.append((resolved, [v for v in check(resolved) if reads(env.process, v.settings)]))
-    if len(environments) == 1 and environments[0].process is None:
-        resolved, violations = results[0]
-        source = environments[0].source
-        text = (
-            render_json(resolved, violations)
-            if args.json
-            else render_text(resolved, violations, None, source)
-        )
-        print(text, file=out)
-        return exit_code(violations)
     crossed = between(environments, [resolved for resolved, _ in results])
-    print(_render_many(environments, results, crossed, args.json), file=out)
-    return exit_code([v for _, vs in results for v in vs] + [v for _, v in crossed])
+    worst = exit_code([v for _, vs in results for v in vs] + [v for _, v in crossed])
+    if args.json and len(environments) == 1 and environments[0].process is None:
+        print(render_json(*results[0]), file=out)  # one environment: the plain JSON shape
+    else:
+        print(_render_many(environments, results, crossed, args.json, worst), file=out)
+    return worst

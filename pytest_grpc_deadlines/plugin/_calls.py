@@ -11,7 +11,7 @@ import pytest
 
 from .._errors import GrpcDeadlinesWarning
 from ..calls import _recording as recording
-from ..calls._audit import AuditPolicy, exempt_method, finding, parse_marker_policy, report
+from ..calls._audit import AuditPolicy, audit, exempt_method, parse_marker_policy
 from ..calls._recorder import RECORDER
 from ..calls._report import SuiteReport
 from ..calls._verdicts import CallLog
@@ -85,12 +85,12 @@ class CallsPlugin:
         calls = RECORDER.calls_of(item.nodeid)
         start = item.stash.get(_AUDITED, 0)
         item.stash[_AUDITED] = len(calls)
-        message = report(calls[start:], policy, item.nodeid)
-        if message is None:
+        found = audit(calls[start:], policy, item.nodeid)
+        if found is None:
             return
+        message, site = found
         if policy.mode == "warn":
             # Shown at the first flagged call's line, not at this one.
-            site = next(c.site for c in calls[start:] if finding(c, policy) is not None)
             filename, _, line = site.rpartition(":")
             lineno = int(line) if line.isdigit() else 0
             warnings.warn_explicit(GrpcDeadlinesWarning(message), GrpcDeadlinesWarning, filename, lineno)

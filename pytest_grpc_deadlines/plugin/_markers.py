@@ -32,9 +32,8 @@ def _marker_origin(node: Node, item: pytest.Item) -> str:
     return f"marker on {node.nodeid}"
 
 
-def _layers(item: pytest.Item, state: State) -> list[Layer]:
+def _layers(item: pytest.Item, state: State, marks: list[tuple[Node, pytest.Mark]]) -> list[Layer]:
     layers = list(state.base_layers)
-    marks = list(item.iter_markers_with_node("grpc_timeouts"))
     for node, mark in reversed(marks):
         try:
             layers.append(parse_marker(state.cascade, mark.args, mark.kwargs, _marker_origin(node, item)))
@@ -54,9 +53,9 @@ def _grpc_deadlines_settings(request: pytest.FixtureRequest) -> Iterator[None]:
     """
     item = request.node
     state = item.config.stash[STATE]
-    marks = _marks(item)
-    item.stash[_MARKS] = marks
-    layers = _layers(item, state)
+    marks = list(item.iter_markers_with_node("grpc_timeouts"))
+    item.stash[_MARKS] = tuple(id(mark) for _, mark in marks)
+    layers = _layers(item, state, marks)
     if not layers:
         yield
         return

@@ -132,7 +132,7 @@ class AioGrpcTestServer(ServerBase):
             return self
         self._closing = False
         self._loop = asyncio.get_running_loop()
-        server = grpc.aio.server(interceptors=(_Interceptor(self),), options=self._server_options())
+        server = grpc.aio.server(interceptors=(_Interceptor(self),), options=self._start_options())
         self._register(server)
         try:
             self._bound(server.add_insecure_port(self._bind_address()))

@@ -6,7 +6,6 @@ server.
 
 from __future__ import annotations
 
-import math
 import random
 import threading
 from collections.abc import Iterable, Sequence
@@ -15,7 +14,7 @@ from typing import Literal
 
 import grpc
 
-from .._checks import check_flag, check_wait
+from .._checks import check_flag, check_seconds, check_wait
 from .._errors import ArgumentError, MethodError
 
 __all__ = ["Fault", "Jitter", "MethodError", "jitter", "method_name"]
@@ -47,12 +46,7 @@ class Jitter:
 
 def jitter(mean: float, spread: float, *, seed: int | None = None) -> Jitter:
     """A seeded jittered delay for ``server.delay(method, jitter(0.1, 0.05, seed=1))``."""
-    for name, value in (("mean", mean), ("spread", spread)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ArgumentError(f"jitter {name}={value!r} must be a finite number of seconds")
-        if value < 0:
-            raise ArgumentError(f"jitter {name}={value!r} must not be negative")
-    return Jitter(float(mean), float(spread), seed)
+    return Jitter(check_seconds(mean, "jitter mean"), check_seconds(spread, "jitter spread"), seed)
 
 
 class Delay:

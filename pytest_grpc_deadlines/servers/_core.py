@@ -21,7 +21,13 @@ import grpc.aio
 from .._checks import check_flag, check_wait
 from .._errors import ArgumentError, ServerStateError
 from ..cascade._cascade import DAGSTER, Cascade
-from ..probe import deadline_seconds, status_code
+from ..probe import (
+    PROBE_SERVICE_NAME,
+    ProbeServicer,
+    add_ProbeServicer_to_server,
+    deadline_seconds,
+    status_code,
+)
 from ._behaviour import Delay, Fault, Jitter, When, make_fault, method_name
 from ._observers import CALL_ID_HEADER, announce, bind, unbind
 from ._options import (
@@ -89,8 +95,6 @@ def _pair(call: ServerCall) -> None:
 def note_probe_delay(call: ServerCall) -> None:
     """A probe request that asks the server to wait (``delay_seconds``, ``interval_seconds``)
     makes the call outlive its client on purpose: it is provoked, as a gate or delay is."""
-    from ..probe import PROBE_SERVICE_NAME  # protobuf is loaded once a server hosts the probe
-
     if call.method.startswith(PROBE_SERVICE_NAME + "/"):
         request = call.request
         if getattr(request, "delay_seconds", 0) > 0 or getattr(request, "interval_seconds", 0) > 0:
@@ -286,8 +290,6 @@ class ServerBase:
         cascade: Cascade = DAGSTER,
     ) -> None:
         if not servicers:
-            from ..probe import ProbeServicer, add_ProbeServicer_to_server
-
             servicers = ((add_ProbeServicer_to_server, ProbeServicer()),)
         for pair in servicers:
             if not (isinstance(pair, tuple) and len(pair) == 2 and callable(pair[0])):
@@ -326,9 +328,14 @@ class ServerBase:
         # grpc takes the first of repeated options: merge, so the caller's options win
         options: dict[str, object] = {"grpc.so_reuseport": 0, **dict(byte_limit_options(resolved))}
         options.update(self._user_options)
-        limit = options.get("grpc.max_send_message_length", -1)
-        self._send_limit = limit if isinstance(limit, int) and not isinstance(limit, bool) else -1
         return list(options.items())
+
+    def _start_options(self) -> list[tuple[str, object]]:
+        """The options a server starts with; notes the send limit they give it."""
+        options = self._server_options()
+        limit = dict(options).get("grpc.max_send_message_length", -1)
+        self._send_limit = limit if isinstance(limit, int) and not isinstance(limit, bool) else -1
+        return options
 
     def limits_key(self) -> tuple[tuple[str, object], ...]:
         """The options grpc fixes at creation, for deciding whether a server can be reused."""

@@ -112,9 +112,7 @@ class GrpcTestServer(ServerBase):
         self._executor = futures.ThreadPoolExecutor(
             self._max_workers, thread_name_prefix="grpc-deadlines-server"
         )
-        server = grpc.server(
-            self._executor, interceptors=[_Interceptor(self)], options=self._server_options()
-        )
+        server = grpc.server(self._executor, interceptors=[_Interceptor(self)], options=self._start_options())
         self._register(server)
         try:
             port = server.add_insecure_port(self._bind_address())

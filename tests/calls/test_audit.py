@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 
 import grpc
@@ -575,3 +576,15 @@ def test_representable_means_the_deadline_fits_grpcs_int64_nanoseconds() -> None
 
 def test_audit_off_reports_nothing() -> None:
     assert report([_call()], AuditPolicy("off"), "test_mod.py::test_it") is None
+
+
+def test_a_call_the_audit_leaves_out_does_not_decide_the_message() -> None:
+    """An exempt call above the maximum beside one with no deadline: the message is about the
+    missing deadline, the only finding."""
+    exempt = AuditPolicy("fail", max_seconds=10, exempt=("other.Service/*",))
+    long_but_exempt = dataclasses.replace(_call(timeout=60), method="other.Service/Get")
+    message = report([long_but_exempt, _call()], exempt, "test_mod.py::test_it")
+    assert message is not None
+    assert message.startswith(
+        "grpc_require_deadlines: test_mod.py::test_it made 1 RPC(s) without a usable deadline:"
+    )
