@@ -174,19 +174,22 @@ def _response(request: Any, index: int, context: grpc.ServicerContext | _AioCont
 
 
 class ProbeServicer:
-    """Honours every request field; checks cancellation before each response and never sleeps
-    past one. Works on sync and ``grpc.aio`` servers alike (``add_ProbeServicer_to_server``
-    picks the matching handlers)."""
+    """Honours every request field; checks cancellation after each wait and before each
+    streamed response, and never sleeps past one. Works on sync and ``grpc.aio`` servers alike
+    (``add_ProbeServicer_to_server`` picks the matching handlers)."""
 
     # sync handlers -----------------------------------------------------------------------
     def _wait(self, seconds: float, context: grpc.ServicerContext) -> bool:
-        """Sleep up to ``seconds``; False when the call ended first."""
+        """Sleep up to ``seconds``; False when the call ended first. With nothing to wait for,
+        the work goes ahead: a held call that is released does it, whether or not its client
+        is still there."""
         if seconds <= 0:
-            return bool(context.is_active())
+            return True
         ended = threading.Event()
         if not context.add_callback(ended.set):
             return False
-        return not ended.wait(seconds) and bool(context.is_active())
+        ended.wait(seconds)
+        return bool(context.is_active())
 
     def _finish(self, request: Any, context: grpc.ServicerContext) -> None:
         if request.status_code:

@@ -251,6 +251,10 @@ SCENARIOS: dict[str, Scenario] = {
     "server.fail(unary method, code, after_messages=1)": raises(
         on_server(lambda s: s.fail(UNARY, grpc.StatusCode.ABORTED, after_messages=1))
     ),
+    "server.hold(method, times=0)": raises(on_server(lambda s: s.hold(UNARY, times=0))),
+    "server.fail(method, code, skip=-1)": raises(
+        on_server(lambda s: s.fail(UNARY, grpc.StatusCode.UNAVAILABLE, skip=-1))
+    ),
     "server.stop(1e300)": raises(on_server(lambda s: s.stop(1e300))),
     # the run's own files
     "--grpc-deadlines-json reports (a folder)": usage(

@@ -62,6 +62,13 @@ class ClientCall:
     details: str | None = None
     elapsed: float | None = None
     _settle: Callable[[], None] | None = field(default=None, repr=False)
+    _recorder: Recorder | None = field(default=None, repr=False)
+
+    @property
+    def attempts(self) -> tuple[ServerCall, ...]:
+        """The test server's record of each attempt of this call (grpc's retry policy makes
+        more than one), in arrival order; empty for a call no plugin server saw."""
+        return () if self._recorder is None else self._recorder.attempts(self.call_id)
 
     def finish(self, code: Any, details: str | None) -> None:
         if self.elapsed is None:
@@ -95,7 +102,8 @@ class _Frame:
     test: str | None = None
     calls: list[ClientCall] = field(default_factory=list)
     background: list[ClientCall] = field(default_factory=list)
-    server_calls: dict[str, ServerCall] = field(default_factory=dict)
+    #: each pairing header's server calls: one per attempt, in arrival order
+    server_calls: dict[str, list[ServerCall]] = field(default_factory=dict)
     #: threads running when the test started, other than the test's own
     older: frozenset[threading.Thread] = frozenset()
 
@@ -149,6 +157,7 @@ class Recorder:
             aio=aio,
             thread=threading.current_thread().name,
             background=background,
+            _recorder=self,
         )
         if serves(target):
             call.call_id = f"{os.getpid()}-{next(_ids)}"
@@ -160,22 +169,29 @@ class Recorder:
             (frame.background if call.background else frame.calls).append(call)
 
     def add_server_call(self, call_id: str, server_call: ServerCall) -> None:
-        """Keep a server call that carries a pairing header, for its client record to find."""
+        """Keep a server call that carries a pairing header, for its client record to find;
+        grpc's retries send the header again with each attempt."""
         with self._lock:
-            self._frames[-1].server_calls[call_id] = server_call
+            self._frames[-1].server_calls.setdefault(call_id, []).append(server_call)
 
     def _paired(self, server_call: ServerCall) -> None:
         if server_call.client_call_id is not None:
             self.add_server_call(server_call.client_call_id, server_call)
 
     def server_call(self, call_id: str | None) -> ServerCall | None:
+        """The server's record of the call's last attempt."""
+        attempts = self.attempts(call_id)
+        return attempts[-1] if attempts else None
+
+    def attempts(self, call_id: str | None) -> tuple[ServerCall, ...]:
+        """The server's record of each attempt of the call, in arrival order."""
         if call_id is None:
-            return None
+            return ()
         with self._lock:
             for frame in reversed(self._frames):
                 if call_id in frame.server_calls:
-                    return frame.server_calls[call_id]
-        return None
+                    return tuple(frame.server_calls[call_id])
+        return ()
 
     def calls_of(self, nodeid: str | None) -> list[ClientCall]:
         with self._lock:

@@ -18,34 +18,57 @@ from ._recorder import RECORDER, ClientCall, Recorder
 
 __all__ = ["CallLog", "Pair", "Verdict", "verdict"]
 
-#: "agreed-ok", "agreed-failure", "disagreement" (the handler ended OK, the client did not),
-#: "violation" (the client saw OK, the handler did not end OK: must never happen), "unpaired"
-#: (no server record: a server that is not the plugin's, or a call it never saw) and "running"
-#: (either side has not ended yet).
-Verdict = Literal["agreed-ok", "agreed-failure", "disagreement", "violation", "unpaired", "running"]
+#: "agreed-ok", "agreed-failure" (the handler failed too, or saw the client give up and
+#: stopped), "disagreement" (a handler ended OK, the client did not: the server finished work the
+#: client gave up on), "server-cancelled" (the server ended the call itself: ``context.cancel()``
+#: or a stop), "violation" (the client saw OK, the handler did not end OK: must never happen),
+#: "unpaired" (no server record: a server that is not the plugin's, or a call it never saw) and
+#: "running" (either side has not ended yet).
+Verdict = Literal[
+    "agreed-ok", "agreed-failure", "disagreement", "server-cancelled", "violation", "unpaired", "running"
+]
 
 
 class Pair(NamedTuple):
+    """A client record, the server record its verdict rests on (the last attempt, or an earlier
+    one that ended OK while the client did not), and the verdict."""
+
     client: ClientCall
     server: ServerCall | None
     verdict: Verdict
 
+    @property
+    def attempts(self) -> tuple[ServerCall, ...]:
+        """The server's record of every attempt of the call (grpc's retry policy makes more than
+        one), in arrival order."""
+        return self.client.attempts
 
-def verdict(client: ClientCall, server: ServerCall | None) -> Verdict:
-    """Judge one client record against the server's record of the same call."""
+
+def verdict(client: ClientCall, server: ServerCall | None, attempts: Sequence[ServerCall] = ()) -> Verdict:
+    """Judge one client record against the server's record of the same call (``server``, its
+    last attempt) and of any earlier attempts."""
     if server is None:
         return "unpaired"
-    if not client.done or server.outcome == "running":
+    every = [*attempts] if server in attempts else [*attempts, server]
+    if not client.done or any(a.outcome == "running" for a in every):
         return "running"
-    client_ok = client.code is grpc.StatusCode.OK
-    server_ok = server.outcome == "ok"
-    if client_ok and server_ok:
-        return "agreed-ok"
-    if client_ok:
-        return "violation"
-    if server_ok:
+    if client.code is grpc.StatusCode.OK:
+        return "agreed-ok" if server.outcome == "ok" else "violation"
+    if any(a.outcome == "ok" for a in every):
         return "disagreement"
+    if server.cancelled_by == "server":
+        return "server-cancelled"
     return "agreed-failure"
+
+
+def _judged(client: ClientCall, attempts: tuple[ServerCall, ...]) -> Pair:
+    if not attempts:
+        return Pair(client, None, "unpaired")
+    judged = verdict(client, attempts[-1], attempts)
+    server = attempts[-1]
+    if judged == "disagreement":  # the attempt that did the work the client gave up on
+        server = next(a for a in attempts if a.outcome == "ok")
+    return Pair(client, server, judged)
 
 
 class CallLog(Sequence[ClientCall]):
@@ -85,11 +108,12 @@ class CallLog(Sequence[ClientCall]):
         out: list[Pair] = []
         deadline = time.monotonic() + timeout
         for client in self._calls():
-            server = self._recorder.server_call(client.call_id)
-            if server is not None and server.outcome == "running":
-                # not on the loop an asyncio handler runs on: it could not end while we block
-                server.wait(0 if server.on_own_loop() else max(0.0, deadline - time.monotonic()))
-            out.append(Pair(client, server, verdict(client, server)))
+            attempts = self._recorder.attempts(client.call_id)
+            for server in attempts:
+                if server.outcome == "running":
+                    # not on the loop an asyncio handler runs on: it could not end while we block
+                    server.wait(0 if server.on_own_loop() else max(0.0, deadline - time.monotonic()))
+            out.append(_judged(client, attempts))
         return out
 
     def assert_no_violations(self, timeout: float = 1.0) -> None:

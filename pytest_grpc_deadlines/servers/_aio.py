@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterable
 from contextlib import aclosing
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -208,10 +208,16 @@ class AioGrpcTestServer(ServerBase):
 
     # behaviour ------------------------------------------------------------------------------
     def hold(
-        self, method: str, *, honor_cancellation: bool = False, max_hold: float | None = DEFAULT_MAX_HOLD
+        self,
+        method: str,
+        *,
+        honor_cancellation: bool = False,
+        max_hold: float | None = DEFAULT_MAX_HOLD,
+        times: int | None = None,
+        skip: int = 0,
     ) -> AioGate:
         """Hold ``method``'s calls until the gate is released (see the sync server)."""
-        return cast(AioGate, self._hold(method, honor_cancellation, max_hold))
+        return cast(AioGate, self._hold(method, honor_cancellation, max_hold, times, skip))
 
     def _new_gate(self, method: str, honor_cancellation: bool) -> AioGate:
         return AioGate(self, method, honor_cancellation)
@@ -279,15 +285,15 @@ class AioGrpcTestServer(ServerBase):
                 # serves it; an async one returns an awaitable or an async iterator.
                 result = start()
                 if not stream:
-                    sent = await result if inspect.isawaitable(result) else result
+                    sent = await self._watched(result, call) if inspect.isawaitable(result) else result
                 elif hasattr(result, "__aiter__"):
                     responses = result
                 elif inspect.isawaitable(result):  # a servicer that writes with context.write()
-                    await result
+                    await self._watched(result, call)
                 elif result is not None:
                     responses = _from_iterable(result)
             elif effect is NEXT:
-                sent = await anext(responses, END)
+                sent = await self._watched(anext(responses, END), call)
             elif isinstance(effect, Emit):
                 yield effect.message
             elif isinstance(effect, Abort):
@@ -298,6 +304,11 @@ class AioGrpcTestServer(ServerBase):
                 except asyncio.CancelledError as exc:
                     flow.throw(exc)  # the flow records what it must, then re-raises
                     raise
+
+    def _watched(self, awaitable: Awaitable[Any], call: ServerCall) -> _Watched:
+        return _Watched(
+            awaitable, lambda: call.mark_cancelled(self._cancelled_by()), lambda: self._seen(call)
+        )
 
     def _unary_response(self, full: str, behaviour: Behaviour, arrived: int) -> Behaviour:
         async def handle(argument: object, context: _Context) -> object:
@@ -334,6 +345,48 @@ class AioGrpcTestServer(ServerBase):
             self._settle(call, context, None)
 
         return handle
+
+
+class _Watched(Awaitable[Any]):
+    """Awaits the servicer's ``awaitable``, noting when the cancellation grpc delivers to the
+    handler's task (the RPC ended) ends it: a servicer that catches it and returns has seen it;
+    one that goes on awaiting more work finishes that work anyway."""
+
+    def __init__(
+        self, awaitable: Awaitable[Any], marked: Callable[[], None], seen: Callable[[], None]
+    ) -> None:
+        self._awaitable = awaitable
+        self._marked = marked
+        self._seen = seen
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        inner = self._awaitable.__await__()
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            cancelled = isinstance(error, asyncio.CancelledError)
+            try:
+                step = inner.send(value) if error is None else inner.throw(error)
+            except StopIteration as stop:
+                if cancelled:
+                    self._seen()
+                return stop.value
+            except BaseException:
+                if cancelled:
+                    self._seen()
+                raise
+            value, error = None, None
+            try:
+                value = yield step
+            except GeneratorExit:
+                close = getattr(inner, "close", None)
+                if close is not None:
+                    close()
+                raise
+            except BaseException as exc:
+                if isinstance(exc, asyncio.CancelledError):
+                    self._marked()
+                error = exc
 
 
 async def _from_iterable(messages: Iterable[object]) -> AsyncIterator[object]:

@@ -17,7 +17,7 @@ import grpc
 from .._checks import check_flag, check_seconds, check_wait
 from .._errors import ArgumentError, MethodError
 
-__all__ = ["Fault", "Jitter", "MethodError", "jitter", "method_name"]
+__all__ = ["Chosen", "Fault", "Jitter", "MethodError", "choose", "jitter", "method_name"]
 
 When = Literal["before", "after"]
 
@@ -49,15 +49,51 @@ def jitter(mean: float, spread: float, *, seed: int | None = None) -> Jitter:
     return Jitter(check_seconds(mean, "jitter mean"), check_seconds(spread, "jitter spread"), seed)
 
 
+class Chosen:
+    """Which of a method's calls a behaviour applies to: after the first ``skip`` calls, the next
+    ``times`` (None: every one). Each attempt of a call grpc retries is a call here."""
+
+    def __init__(self, times: int | None = None, skip: int = 0) -> None:
+        self.times = times
+        self.skip = skip
+        self._seen = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """Whether the call arriving now is chosen (and count it)."""
+        with self._lock:
+            seen, self._seen = self._seen, self._seen + 1
+        return seen >= self.skip and (self.times is None or seen < self.skip + self.times)
+
+    def __repr__(self) -> str:
+        return f"Chosen(times={self.times}, skip={self.skip})"
+
+
+def choose(times: object, skip: object) -> Chosen:
+    """The calls ``times=`` and ``skip=`` choose, checked."""
+    if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
+        raise ArgumentError(f"times={times!r} must be None (every call) or a positive int")
+    if isinstance(skip, bool) or not isinstance(skip, int) or skip < 0:
+        raise ArgumentError(f"skip={skip!r} must be an int >= 0 (the calls to let through first)")
+    return Chosen(times, skip)
+
+
 class Delay:
     """One method's delay: a number, a sequence (one per call, last repeats) or a Jitter."""
 
-    def __init__(self, seconds: float | Sequence[float] | Jitter, when: When, honor_cancellation: bool):
+    def __init__(
+        self,
+        seconds: float | Sequence[float] | Jitter,
+        when: When,
+        honor_cancellation: bool,
+        chosen: Chosen | None = None,
+    ):
         if when not in ("before", "after"):
             raise ArgumentError(f"when={when!r} is not accepted; use 'before' or 'after'")
         check_flag(honor_cancellation, "honor_cancellation")
         self.when = when
         self.honor_cancellation = honor_cancellation
+        self.chosen = chosen or Chosen()
         self._lock = threading.Lock()
         self._jitter: random.Random | None = None
         self._values: list[float] = []
@@ -86,33 +122,25 @@ class Delay:
 
 @dataclass
 class Fault:
-    """Fail a method with ``code``: every call, or the next ``times`` calls."""
+    """Fail a method's chosen calls with ``code``."""
 
     code: grpc.StatusCode
     details: str = ""
-    times: int | None = None
     after_messages: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    chosen: Chosen = field(default_factory=Chosen)
 
     def take(self) -> bool:
         """Whether this call fails (and count it)."""
-        with self._lock:
-            if self.times is None:
-                return True
-            if self.times <= 0:
-                return False
-            self.times -= 1
-            return True
+        return self.chosen.take()
 
 
-def make_fault(code: object, details: str, times: int | None, after_messages: int) -> Fault:
+def make_fault(code: object, details: str, times: int | None, after_messages: int, skip: int = 0) -> Fault:
     if not isinstance(code, grpc.StatusCode) or code is grpc.StatusCode.OK:
         accepted = ", ".join(c.name for c in grpc.StatusCode if c is not grpc.StatusCode.OK)
         raise ArgumentError(f"code={code!r} is not accepted; use a grpc.StatusCode other than OK: {accepted}")
     if not isinstance(details, str):
         raise ArgumentError(f"details={details!r} must be a str")
-    if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
-        raise ArgumentError(f"times={times!r} must be None (every call) or a positive int")
+    chosen = choose(times, skip)
     if isinstance(after_messages, bool) or not isinstance(after_messages, int) or after_messages < 0:
         raise ArgumentError(f"after_messages={after_messages!r} must be an int >= 0")
-    return Fault(code, details, times, after_messages)
+    return Fault(code, details, after_messages, chosen)

@@ -28,7 +28,7 @@ from ..probe import (
     deadline_seconds,
     status_code,
 )
-from ._behaviour import Delay, Fault, Jitter, When, make_fault, method_name
+from ._behaviour import Chosen, Delay, Fault, Jitter, When, choose, make_fault, method_name
 from ._observers import CALL_ID_HEADER, announce, bind, unbind
 from ._options import (
     SUN_PATH_MAX,
@@ -40,7 +40,7 @@ from ._options import (
     check_host,
     options_list,
 )
-from ._records import ServerCall
+from ._records import SERVER_CANCELLED_DETAILS, CancelledBy, ServerCall
 
 __all__ = [
     "DEFAULT_GRACE",
@@ -194,6 +194,8 @@ class GateBase:
         #: seconds a call may wait at the gate before it fails, saying the gate was never
         #: released (None: no limit)
         self.max_hold: float | None = DEFAULT_MAX_HOLD
+        #: which calls the gate holds (``hold(times=, skip=)``); the others pass
+        self.chosen = Chosen()
 
     def release(self) -> None:
         """Let held and future calls through."""
@@ -243,10 +245,18 @@ def settle(
     aborted: bool = False,
 ) -> None:
     """Record how the handler ended: returned (``exc`` None), raised ``exc``, stopped because
-    the RPC was cancelled under it, or ``aborted`` through grpc's abort."""
-    if cancelled:
+    the RPC was cancelled under it (``cancelled``: grpc stopped it; or it saw the cancellation
+    and ended), cancelled the call itself, or ``aborted`` through grpc's abort."""
+    if cancelled:  # grpc closed the response stream or cancelled the task
         call.mark_cancelled()
-        call.finish("abandoned")
+        call.notice()
+        call.finish("abandoned", exception=exc)
+        return
+    if call._cancel_called:
+        call.finish("aborted", grpc.StatusCode.CANCELLED, SERVER_CANCELLED_DETAILS, exc)
+        return
+    if call.noticed_at is not None:  # the handler saw the RPC end under it, and stopped
+        call.finish("abandoned", exception=exc)
         return
     code = context_code(context)
     if code is not None and code is not grpc.StatusCode.OK:
@@ -450,11 +460,15 @@ class ServerBase:
         *,
         when: When = "before",
         honor_cancellation: bool = True,
+        times: int | None = None,
+        skip: int = 0,
     ) -> None:
         """Delay ``method``'s calls: before the servicer runs (a cancellation abandons the call)
-        or after it (its side effects happen; the response waits)."""
+        or after it (its side effects happen; the response waits). ``skip`` lets that many
+        calls through first, then ``times`` calls are delayed (None: every one); each attempt
+        of a retried call counts."""
         full = self._method(method)
-        spec = Delay(seconds, when, honor_cancellation)
+        spec = Delay(seconds, when, honor_cancellation, choose(times, skip))
         with self._cond:
             self._delays[full] = spec
 
@@ -483,11 +497,14 @@ class ServerBase:
         *,
         times: int | None = None,
         after_messages: int = 0,
+        skip: int = 0,
     ) -> None:
         """End ``method``'s calls with ``code`` instead of running the servicer (or, for a
-        response stream, after ``after_messages`` messages); ``times`` limits how many calls."""
+        response stream, after ``after_messages`` messages). ``skip`` lets that many calls
+        through first, then ``times`` calls fail (None: every one); each attempt of a retried
+        call counts."""
         full = self._method(method)
-        fault = make_fault(code, details, times, after_messages)
+        fault = make_fault(code, details, times, after_messages, skip)
         if fault.after_messages:
             self._need_response_stream(full, f"fail(after_messages={fault.after_messages})")
         with self._cond:
@@ -513,12 +530,16 @@ class ServerBase:
         """Wake every waiting handler, to look at its state again."""
         raise NotImplementedError
 
-    def _hold(self, method: str, honor_cancellation: bool, max_hold: float | None) -> GateBase:
+    def _hold(
+        self, method: str, honor_cancellation: bool, max_hold: float | None, times: int | None, skip: int
+    ) -> GateBase:
         full = self._method(method)
         check_flag(honor_cancellation, "honor_cancellation")
         limit = None if max_hold is None else check_wait(max_hold, "max_hold")
+        chosen = choose(times, skip)
         gate = self._new_gate(full, honor_cancellation)
         gate.max_hold = limit
+        gate.chosen = chosen
         with self._cond:
             old = self._gates.get(full)
             if old is not None:
@@ -562,12 +583,26 @@ class ServerBase:
         _pair(call)
         return call, state
 
+    @property
+    def is_running(self) -> bool:
+        raise NotImplementedError
+
+    def _cancelled_by(self) -> CancelledBy | None:
+        """Who ended an RPC under its handler now: the server when it is stopping, else the
+        client or its deadline (None: :meth:`ServerCall.mark_cancelled` tells them apart)."""
+        return None if self.is_running else "server"
+
+    def _seen(self, call: ServerCall) -> None:
+        """The handler saw the RPC end under it."""
+        call.mark_cancelled(self._cancelled_by())
+        call.notice()
+
     def _terminated(self, call: ServerCall, state: CallState) -> None:
-        """The client went away (cancelled, or its deadline passed)."""
+        """The RPC ended: the client cancelled, its deadline passed, or the server stopped."""
         with self._cond:
             state.terminated = True
             if call.outcome == "running":
-                call.mark_cancelled()
+                call.mark_cancelled(self._cancelled_by())
                 if state.gate is not None:
                     state.gate._cancelled.set()
         self._notify()
@@ -597,7 +632,7 @@ class ServerBase:
         with self._cond:
             gate = self._gates.get(full)
             delay = self._delays.get(full)
-        if gate is not None:
+        if gate is not None and gate.chosen.take():
             call.provoked = True
             with self._cond:
                 state.gate = gate
@@ -608,6 +643,7 @@ class ServerBase:
             result = yield Wait(gate.max_hold, gate.honor_cancellation, gate)
             state.gate = None
             if result == "terminated":
+                call.notice()
                 call.finish("abandoned")
                 yield Abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
             if result == "elapsed":  # the test never released the gate: say so, do not hang
@@ -618,16 +654,18 @@ class ServerBase:
                 )
                 call.finish("aborted", grpc.StatusCode.ABORTED, details)
                 yield Abort(grpc.StatusCode.ABORTED, details)
-        if delay is not None and delay.when == "before":
+        if delay is not None and delay.when == "before" and delay.chosen.take():
             call.provoked = call.provoked or not delay.honor_cancellation
             result = yield Wait(delay.next(), delay.honor_cancellation)
             if result in ("terminated", "closing"):
+                if result == "terminated":
+                    call.notice()
                 call.finish("abandoned")
                 yield Abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
 
     def _after(self, full: str, call: ServerCall) -> Flow:
         delay = self._delays.get(full)
-        if delay is not None and delay.when == "after":
+        if delay is not None and delay.when == "after" and delay.chosen.take():
             call.provoked = True
             try:
                 yield Wait(delay.next(), delay.honor_cancellation)
@@ -677,7 +715,9 @@ class ServerBase:
         while (message := (yield NEXT)) is not END:
             if fault is not None and count >= fault.after_messages:
                 yield from self._fault(call, fault)
-            if interval is not None and (yield Wait(interval, True)) != "elapsed":
+            if interval is not None and (woken := (yield Wait(interval, True))) != "elapsed":
+                if woken == "terminated":
+                    call.notice()
                 call.finish("abandoned")
                 yield Abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
             self._check_sendable(full, call, message)

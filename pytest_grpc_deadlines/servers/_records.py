@@ -12,12 +12,33 @@ import grpc
 
 from .._errors import ServerStateError
 
-__all__ = ["Outcome", "ServerCall"]
+__all__ = [
+    "DEADLINE_SHARE",
+    "DEADLINE_SLACK",
+    "SERVER_CANCELLED_DETAILS",
+    "CancelledBy",
+    "Outcome",
+    "ServerCall",
+]
 
-#: "running"; "ok" (the handler returned); "abandoned" (a cancellation-aware wait or the
-#: cancellation itself stopped the handler); "aborted" (it ended with a non-OK status);
-#: "raised" (it raised).
+#: "running"; "ok" (the handler returned); "abandoned" (the cancellation stopped the handler: a
+#: cancellation-aware wait woke, grpc closed its response stream or cancelled its task, or the
+#: handler saw it and returned); "aborted" (it ended with a non-OK status, or the server
+#: cancelled the call itself); "raised" (it raised).
 Outcome = Literal["running", "ok", "abandoned", "aborted", "raised"]
+
+#: Who ended the RPC under a running handler: the client cancelled, its deadline passed, or the
+#: server's own code cancelled it (``context.cancel()``).
+CancelledBy = Literal["client", "deadline", "server"]
+
+#: A cancellation within this many seconds, plus :data:`DEADLINE_SHARE` of the deadline, before
+#: the deadline the server saw is put down to the deadline: grpc rounds the deadline it sends up
+#: (by up to about 1%: 0.1 s at 30 s) and the client's timer fires a few milliseconds late.
+DEADLINE_SLACK = 0.01
+DEADLINE_SHARE = 0.011
+
+#: The details of a call the server cancelled itself (the client sees CANCELLED).
+SERVER_CANCELLED_DETAILS = "the servicer cancelled the call (context.cancel())"
 
 
 @dataclass(eq=False)
@@ -26,7 +47,9 @@ class ServerCall:
 
     ``deadline`` is the time the client left at handler start, in seconds (None when the client
     set none: the sync server's 9.22e18 and asyncio's None both mean "none"). ``cancelled`` is
-    True when the client cancelled or its deadline passed before the handler ended.
+    True when the RPC ended under the running handler; ``cancelled_by`` says who ended it,
+    ``cancelled_at`` when the server learnt of it and ``noticed_at`` when the handler's code (or
+    the plugin's cancellation-aware wait) saw it; times are ``time.monotonic()`` seconds.
     """
 
     method: str
@@ -36,6 +59,9 @@ class ServerCall:
     request: Any = None
     ended: float | None = None
     cancelled: bool = False
+    cancelled_by: CancelledBy | None = None
+    cancelled_at: float | None = None
+    noticed_at: float | None = None
     outcome: Outcome = "running"
     code: grpc.StatusCode | None = None
     details: str | None = None
@@ -46,6 +72,8 @@ class ServerCall:
     #: after the servicer, or a delay that ignores cancellation. A disagreement on such a call
     #: is expected, and the suite report counts it apart from surprises.
     provoked: bool = False
+    #: the servicer called ``context.cancel()``
+    _cancel_called: bool = field(default=False, repr=False)
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
     _waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(
         default_factory=list, repr=False
@@ -58,6 +86,21 @@ class ServerCall:
     def duration(self) -> float | None:
         """Seconds from handler start to end (None while running)."""
         return None if self.ended is None else self.ended - self.started
+
+    @property
+    def time_to_notice(self) -> float | None:
+        """Seconds from the cancellation to the handler seeing it (None: not cancelled, or the
+        handler never looked)."""
+        if self.cancelled_at is None or self.noticed_at is None:
+            return None
+        return max(0.0, self.noticed_at - self.cancelled_at)
+
+    @property
+    def time_to_stop(self) -> float | None:
+        """Seconds from the cancellation to the handler's end (None: not cancelled, or running)."""
+        if self.cancelled_at is None or self.ended is None:
+            return None
+        return max(0.0, self.ended - self.cancelled_at)
 
     def finish(
         self,
@@ -79,11 +122,36 @@ class ServerCall:
         for loop, future in waiters:
             loop.call_soon_threadsafe(_resolve, future)
 
-    def mark_cancelled(self) -> None:
-        """The client went away; counts only while the handler runs."""
+    def mark_cancelled(self, by: CancelledBy | None = None) -> None:
+        """The RPC ended under the handler (``by`` the server itself, or else the client or its
+        deadline, told apart by the time); counts only while the handler runs, and the first
+        word on who cancelled stays."""
+        now = time.monotonic()
         with self._lock:
-            if self.outcome == "running":
-                self.cancelled = True
+            if self.outcome != "running" or self.cancelled:
+                return
+            self.cancelled = True
+            self.cancelled_at = now
+            if by is None:
+                passed = (
+                    self.deadline is not None
+                    and now >= self.started + self.deadline * (1 - DEADLINE_SHARE) - DEADLINE_SLACK
+                )
+                by = "deadline" if passed else "client"
+            self.cancelled_by = by
+
+    def cancel_called(self) -> None:
+        """The servicer cancelled the call itself (``context.cancel()``)."""
+        self._cancel_called = True
+        self.mark_cancelled("server")
+        self.notice()
+
+    def notice(self) -> None:
+        """The handler (or a cancellation-aware wait) saw the RPC end under it."""
+        now = time.monotonic()
+        with self._lock:
+            if self.outcome == "running" and self.noticed_at is None:
+                self.noticed_at = now
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the handler ends; False on timeout. On the event loop an asyncio server
@@ -120,7 +188,7 @@ class ServerCall:
         code = self.code.name if self.code is not None else None
         return (
             f"ServerCall({self.method}, outcome={self.outcome!r}, code={code}, "
-            f"cancelled={self.cancelled}, deadline={deadline})"
+            f"cancelled={self.cancelled_by or False}, deadline={deadline})"
         )
 
 

@@ -182,13 +182,20 @@ class GrpcTestServer(ServerBase):
 
     # behaviour ------------------------------------------------------------------------------
     def hold(
-        self, method: str, *, honor_cancellation: bool = False, max_hold: float | None = DEFAULT_MAX_HOLD
+        self,
+        method: str,
+        *,
+        honor_cancellation: bool = False,
+        max_hold: float | None = DEFAULT_MAX_HOLD,
+        times: int | None = None,
+        skip: int = 0,
     ) -> Gate:
         """Hold ``method``'s calls at handler start until the gate is released. By default a
         held call ignores the client going away, which is what reproduces a disagreement. A
         call held ``max_hold`` seconds fails with ABORTED, saying the gate was never released
-        (None: hold it for ever)."""
-        return cast(Gate, self._hold(method, honor_cancellation, max_hold))
+        (None: hold it for ever). ``skip`` lets that many calls through first, then ``times``
+        calls are held (None: every one); each attempt of a retried call counts."""
+        return cast(Gate, self._hold(method, honor_cancellation, max_hold, times, skip))
 
     def _new_gate(self, method: str, honor_cancellation: bool) -> Gate:
         return Gate(self, method, honor_cancellation)
@@ -211,9 +218,12 @@ class GrpcTestServer(ServerBase):
         call, state = self._begin(full, context, context.invocation_metadata())
         if not context.add_callback(lambda: self._terminated(call, state)):
             self._terminated(call, state)
-        if isinstance(argument, Iterator):
-            return call, state, _FirstRecorded(argument, call)
-        call.request = argument
+        seen = lambda: self._seen(call)  # noqa: E731
+        if isinstance(argument, Iterator):  # before _observe: the check is grpc's own
+            argument = _FirstRecorded(argument, call, seen, context.is_active)
+        else:
+            call.request = argument
+        _observe(context, call, seen)
         return call, state, argument
 
     def _run(
@@ -290,16 +300,54 @@ class GrpcTestServer(ServerBase):
         return handle
 
 
+def _observe(context: grpc.ServicerContext, call: ServerCall, seen: Callable[[], None]) -> None:
+    """Note when the servicer's code sees the RPC end under it (``is_active()`` False) and when
+    it cancels the call itself. The wrappers sit on this one context object: its class, and what
+    each method does and returns, stay grpc's. ``time_remaining()`` reaching 0 and a termination
+    callback are not counted: code reads the one to pass a deadline on and registers the other
+    to log, and may go on with the work either way."""
+    is_active, cancel = context.is_active, context.cancel
+
+    def observed_is_active() -> bool:
+        active = is_active()
+        if not active:
+            seen()
+        return active
+
+    def observed_cancel() -> bool:
+        call.cancel_called()
+        return cancel()
+
+    context.is_active = observed_is_active  # type: ignore[method-assign]
+    context.cancel = observed_cancel  # type: ignore[method-assign]
+
+
 class _FirstRecorded(Iterator[object]):
     """A request iterator that records the first message on the call."""
 
-    def __init__(self, requests: Iterator[object], call: ServerCall) -> None:
+    def __init__(
+        self,
+        requests: Iterator[object],
+        call: ServerCall,
+        seen: Callable[[], None],
+        active: Callable[[], bool],
+    ) -> None:
         self._requests = requests
         self._call = call
+        self._seen = seen
+        self._active = active
         self._first = True
 
     def __next__(self) -> object:
-        message = next(self._requests)
+        try:
+            message = next(self._requests)
+        except grpc.RpcError:  # grpc's request iterator raises this once the RPC has ended
+            self._seen()
+            raise
+        except StopIteration:  # the client closed its stream, or (not active) the RPC ended
+            if not self._active():
+                self._seen()
+            raise
         if self._first:
             self._first = False
             self._call.request = message
