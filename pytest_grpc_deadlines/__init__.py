@@ -36,14 +36,13 @@ from .cascade import (
     Setting,
     Text,
     ValueRule,
-    Violation,
     WholeNumber,
-    check,
 )
 
 if TYPE_CHECKING:
-    from .calls._recorder import ClientCall
+    from .calls._client import ClientCall
     from .calls._verdicts import CallLog, Pair
+    from .cascade._invariants import Violation, check
     from .servers._aio import AioGate, AioGrpcTestServer
     from .servers._behaviour import jitter
     from .servers._fake import FakeRpc, FakeServer
@@ -100,7 +99,7 @@ _LAZY = {
     "AioGate": "servers._aio",
     "AioGrpcTestServer": "servers._aio",
     "CallLog": "calls._verdicts",
-    "ClientCall": "calls._recorder",
+    "ClientCall": "calls._client",
     "FakeRpc": "servers._fake",
     "FakeServer": "servers._fake",
     "Pair": "calls._verdicts",
@@ -108,6 +107,8 @@ _LAZY = {
     "GrpcTestServer": "servers._sync",
     "ServerCall": "servers._records",
     "assert_cascade_conforms": "strategies",
+    "check": "cascade._invariants",
+    "Violation": "cascade._invariants",
     "jitter": "servers._behaviour",
 }
 

@@ -17,6 +17,7 @@ __all__ = [
     "check_seconds",
     "check_wait",
     "scoped_environ",
+    "shown",
     "write_environ",
 ]
 
@@ -81,3 +82,23 @@ def write_environ(environ: MutableMapping[str, str], texts: Mapping[str, str | N
             environ.pop(name, None)
         else:
             environ[name] = text
+
+
+#: Longer reprs are clipped in messages, keeping both ends and saying how long the whole is.
+_SHOWN_MAX = 80
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for an error message, clipped when long, also for a value whose repr
+    fails (an int of more than 4300 digits raises ValueError there)."""
+    try:
+        text = repr(value)
+    except Exception:
+        if isinstance(value, tuple):
+            return f"({', '.join(map(shown, value))}{',' if len(value) == 1 else ''})"
+        if isinstance(value, int):
+            return f"<an int of {value.bit_length()} bits>"
+        return f"<a {type(value).__name__} whose repr fails>"
+    if len(text) <= _SHOWN_MAX:
+        return text
+    return f"{text[:40]}...{text[-20:]} ({len(text)} characters)"

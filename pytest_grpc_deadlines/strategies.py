@@ -15,9 +15,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from hypothesis.errors import InvalidArgument
+from ._errors import MissingExtraError
+
+try:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from hypothesis.errors import InvalidArgument
+except ImportError as exc:
+    raise MissingExtraError(
+        "pytest_grpc_deadlines.strategies (the Hypothesis strategies and assert_cascade_conforms) "
+        f"needs Hypothesis, which could not be imported ({exc}); install the extra: "
+        "pip install 'pytest-grpc-deadlines[hypothesis]'"
+    ) from exc
 
 from ._checks import check_flag, check_seconds
 from ._errors import ArgumentError, CheckError

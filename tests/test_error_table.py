@@ -8,8 +8,10 @@ pytest INTERNALERROR. The table and the scenarios must list the same inputs, so 
 
 from __future__ import annotations
 
+import importlib
 import io
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,6 +133,19 @@ def raises(call: Callable[[], object], **environ: str) -> Scenario:
         with pytest.raises(Exception) as info:  # noqa: PT011 - the row's message is asserted
             call()
         assert isinstance(info.value, ValueError | TypeError), info.value
+        return f"{type(info.value).__name__}: {info.value}"
+
+    return run
+
+
+def without(module: str, imported: str) -> Scenario:
+    """Importing ``imported`` where ``module`` cannot be imported (an extra not installed)."""
+
+    def run(env: Env) -> str:
+        env.monkeypatch.setitem(sys.modules, module, None)  # None: the import fails
+        env.monkeypatch.delitem(sys.modules, imported, raising=False)
+        with pytest.raises(ImportError) as info:
+            importlib.import_module(imported)
         return f"{type(info.value).__name__}: {info.value}"
 
     return run
@@ -270,6 +285,10 @@ SCENARIOS: dict[str, Scenario] = {
         "explain", exit_code=2, DAGSTER_GRPC_SHUTDOWN_GRACE_PERIOD="100000000000"
     ),
     "explain --process webserver": explained("explain", "--process", "webserver", exit_code=4),
+    # extras
+    "import pytest_grpc_deadlines.strategies (no Hypothesis)": without(
+        "hypothesis", "pytest_grpc_deadlines.strategies"
+    ),
 }
 
 

@@ -5,15 +5,19 @@ Pure logic; the plugin applies it after each test.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._client import ClientCall
+
 import fnmatch
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from ..cascade._invariants import representable
-from ..cascade._overrides import OverrideError, shown
-from ._recorder import ClientCall
+from .._checks import shown
+from .._errors import OverrideError
 
 __all__ = [
     "AuditPolicy",
@@ -23,7 +27,6 @@ __all__ = [
     "parse_ini_policy",
     "parse_marker_policy",
     "report",
-    "representable",
 ]
 
 Mode = Literal["off", "fail", "warn"]
@@ -94,7 +97,7 @@ def finding(call: ClientCall, policy: AuditPolicy) -> str | None:
         return None
     if call.timeout is None:
         problem = "no deadline"
-    elif not representable(call.timeout):
+    elif not _representable(call.timeout):
         problem = f"a deadline grpc cannot represent ({call.timeout:g} s: the call fails at once)"
     elif policy.max_seconds is not None and call.timeout > policy.max_seconds:
         problem = f"a {call.timeout:g} s deadline, above the {policy.max_seconds:g} s maximum"
@@ -133,3 +136,9 @@ def report(calls: Iterable[ClientCall], policy: AuditPolicy, test: str) -> str |
     """The audit's message for a test (None when every call passes)."""
     found = audit(calls, policy, test)
     return None if found is None else found[0]
+
+
+def _representable(seconds: float) -> bool:
+    from ..cascade._invariants import representable
+
+    return representable(seconds)

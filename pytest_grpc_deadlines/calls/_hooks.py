@@ -21,7 +21,8 @@ from typing import Any
 
 import grpc
 
-from ._recorder import CALL_ID_HEADER, RECORDER, ClientCall, TimeoutSource
+from ._client import ClientCall, TimeoutSource
+from ._recorder import CALL_ID_HEADER, RECORDER
 from ._sites import CallSite
 
 __all__ = ["PENDING", "ChannelInfo", "Pending", "service_config"]

@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 import wrapt
 
 from . import _hooks as hooks
+from ._client import ClientCall, TimeoutSource
 from ._hooks import PENDING, ChannelInfo, Pending
-from ._recorder import RECORDER, ClientCall, TimeoutSource
+from ._recorder import RECORDER
 from ._sites import call_site
 
 if TYPE_CHECKING:

@@ -30,10 +30,11 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._recorder import ClientCall
-from ._verdicts import Pair
+if TYPE_CHECKING:
+    from ._client import ClientCall  # judging pairs needs grpc; the report does not
+    from ._verdicts import Pair
 
 __all__ = ["NEAR_MISS", "SuiteReport"]
 

@@ -14,7 +14,8 @@ import grpc
 
 from .._errors import CheckError
 from ..servers._records import ServerCall
-from ._recorder import RECORDER, ClientCall, Recorder
+from ._client import ClientCall
+from ._recorder import RECORDER, Recorder
 
 __all__ = ["CallLog", "Pair", "Verdict", "verdict"]
 

@@ -9,6 +9,8 @@ The names below are public through :mod:`pytest_grpc_deadlines`; the modules are
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._errors import CascadeError
 from ._cascade import (
     DAGSTER,
@@ -20,8 +22,10 @@ from ._cascade import (
     Resolved,
     Setting,
 )
-from ._invariants import Violation, check
 from ._rules import Flag, Max, Ref, Rule, Seconds, Text, ValueRule, WholeNumber
+
+if TYPE_CHECKING:
+    from ._invariants import Violation, check
 
 __all__ = [
     "DAGSTER",
@@ -44,3 +48,12 @@ __all__ = [
     "WholeNumber",
     "check",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # the checks load on first use: the plugin does not need them to start
+    if name in ("Violation", "check"):
+        from . import _invariants
+
+        return getattr(_invariants, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from .._checks import shown
 from .._errors import OverrideError
 from ._cascade import Cascade
 
@@ -30,26 +31,6 @@ class Layer:
     origin: str
     values: Mapping[str, str | None] = field(default_factory=dict)
     inherit: bool | None = None
-
-
-#: Longer reprs are clipped in messages, keeping both ends and saying how long the whole is.
-_SHOWN_MAX = 80
-
-
-def shown(value: object) -> str:
-    """``repr(value)`` for an error message, clipped when long, also for a value whose repr
-    fails (an int of more than 4300 digits raises ValueError there)."""
-    try:
-        text = repr(value)
-    except Exception:
-        if isinstance(value, tuple):
-            return f"({', '.join(map(shown, value))}{',' if len(value) == 1 else ''})"
-        if isinstance(value, int):
-            return f"<an int of {value.bit_length()} bits>"
-        return f"<a {type(value).__name__} whose repr fails>"
-    if len(text) <= _SHOWN_MAX:
-        return text
-    return f"{text[:40]}...{text[-20:]} ({len(text)} characters)"
 
 
 def environ_problem(text: str) -> str | None:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import pytest
 import pytest_asyncio
 
-from ..servers._aio import AioGrpcTestServer
-from ..servers._options import OptionsArg, ServicerPair, Transport
+if TYPE_CHECKING:  # grpc loads when a fixture first needs it
+    from ..servers._aio import AioGrpcTestServer
+    from ..servers._options import OptionsArg, ServicerPair, Transport
 
 __all__ = ["grpc_aio_test_server", "grpc_aio_test_server_factory"]
 
-AioServerFactory = Callable[..., Awaitable[AioGrpcTestServer]]
+AioServerFactory = Callable[..., Awaitable["AioGrpcTestServer"]]
 
 
 @pytest_asyncio.fixture
@@ -21,6 +23,7 @@ async def grpc_aio_test_server(
 ) -> AsyncIterator[AioGrpcTestServer]:
     """A ``grpc.aio`` server on the test's event loop hosting ``grpc_test_servicers`` (aio handlers),
     started fresh for the test and stopped at once after it."""
+    from ..servers._aio import AioGrpcTestServer
     from ._state import configured_cascade
 
     server = AioGrpcTestServer(*grpc_test_servicers, cascade=configured_cascade(request.config))
@@ -37,6 +40,7 @@ async def grpc_aio_test_server_factory(
 ) -> AsyncIterator[AioServerFactory]:
     """``server = await grpc_aio_test_server_factory(*servicer_pairs, transport=..., ...)``: fresh
     ``grpc.aio`` servers on the test's loop, each stopped at once after the test."""
+    from ..servers._aio import AioGrpcTestServer
     from ._state import configured_cascade
 
     cascade = configured_cascade(request.config)

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .._errors import GrpcDeadlinesWarning
-from ..calls import _recording as recording
+from .._errors import GrpcDeadlinesWarning, OverrideError
+from ..calls import _deferred as deferred
 from ..calls._audit import AuditPolicy, audit, exempt_method, parse_marker_policy
 from ..calls._recorder import RECORDER
-from ..calls._report import SuiteReport
-from ..calls._verdicts import CallLog
-from ..cascade._overrides import OverrideError
+
+if TYPE_CHECKING:  # grpc is imported when a test first uses it, not when the plugin loads
+    from ..calls._report import SuiteReport
+    from ..calls._verdicts import CallLog
 
 __all__ = ["FIXTURES", "MARKERS", "CallsPlugin", "grpc_calls"]
 
@@ -50,17 +51,31 @@ class CallsPlugin:
         self.config = config
         self.policy = policy
         self.record = record
-        self.report = SuiteReport(used=used or bool(config.getoption("grpc_deadlines_report")))
+        self._used = used or bool(config.getoption("grpc_deadlines_report"))
+        self._report: SuiteReport | None = None  # made when there is something to report
         self._json_error = ""
-        self.report.max_deadline = policy.max_seconds
         if record:
-            recording.install()
+            deferred.install()
         RECORDER.push()
+
+    @property
+    def report(self) -> SuiteReport:
+        if self._report is None:
+            from ..calls._report import SuiteReport
+
+            self._report = SuiteReport(used=self._used)
+            self._report.max_deadline = self.policy.max_seconds
+        return self._report
+
+    @property
+    def used(self) -> bool:
+        """Whether the run used the plugin (here, or on an xdist worker)."""
+        return self._used or (self._report is not None and self._report.used)
 
     def close(self) -> None:
         RECORDER.pop()
         if self.record:
-            recording.uninstall()
+            deferred.uninstall()
 
     # per test -----------------------------------------------------------------------------------
     def _policy(self, item: pytest.Item) -> AuditPolicy:
@@ -98,11 +113,13 @@ class CallsPlugin:
             raise pytest.fail.Exception(message, pytrace=False)
 
     def _note_use(self, item: pytest.Item) -> None:
-        if self.report.used:
+        if self._used:
             return
         names = getattr(item, "fixturenames", ())
         if FIXTURES.intersection(names) or any(m.name in MARKERS for m in item.iter_markers()):
-            self.report.used = True
+            self._used = True
+            if self._report is not None:
+                self._report.used = True
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -128,15 +145,20 @@ class CallsPlugin:
                 self._audit(item)
             return result
         finally:
-            log = CallLog(item.nodeid)
-            opted_out = any(mark.args[:1] == (False,) for mark in item.iter_markers("grpc_require_deadlines"))
-            self.report.add(
-                log,
-                log.pairs(timeout=_PAIR_WAIT),
-                exempt=lambda call: opted_out or exempt_method(call, self.policy),
-            )
+            if RECORDER.calls_of(item.nodeid):  # else nothing to judge, and no grpc to import
+                from ..calls._verdicts import CallLog
+
+                log = CallLog(item.nodeid)
+                opted_out = any(
+                    mark.args[:1] == (False,) for mark in item.iter_markers("grpc_require_deadlines")
+                )
+                self.report.add(
+                    log,
+                    log.pairs(timeout=_PAIR_WAIT),
+                    exempt=lambda call: opted_out or exempt_method(call, self.policy),
+                )
             RECORDER.start_test(None)
-            self.report.add_background(RECORDER.take_background())
+            self._add_background()
 
     # the suite ----------------------------------------------------------------------------------
     @pytest.hookimpl(optionalhook=True)
@@ -145,11 +167,16 @@ class CallsPlugin:
         if data:
             self.report.merge(data)
 
+    def _add_background(self) -> None:
+        background = RECORDER.take_background()
+        if background:
+            self.report.add_background(background)
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        self.report.add_background(RECORDER.take_background())
+        self._add_background()
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:  # an xdist worker: the controller reports
-            workeroutput["grpc_deadlines"] = {**self.report.to_dict(), "used": self.report.used}
+            workeroutput["grpc_deadlines"] = {**self.report.to_dict(), "used": self.used}
             return
         path = self.config.getoption("grpc_deadlines_json")
         if path:
@@ -164,7 +191,7 @@ class CallsPlugin:
             return
         if self._json_error:
             terminalreporter.write_line(f"ERROR: {self._json_error}", red=True)
-        if not self.report.used:
+        if not self.used:
             return
         terminalreporter.section("gRPC deadlines")
         for line in self.report.lines():
@@ -175,6 +202,9 @@ class CallsPlugin:
 def grpc_calls(request: pytest.FixtureRequest) -> CallLog:
     """The client calls this test made (through any channel created after the plugin loaded),
     in call order, with ``pairs()`` and ``assert_no_violations()``."""
+    from ..calls import _recording as recording
+    from ..calls._verdicts import CallLog
+
     if recording.missing():
         import grpc
 

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
+from typing import TYPE_CHECKING
 
 import pytest
 
+from .._errors import OverrideError
 from ..calls._audit import parse_ini_policy
-from ..calls._sites import configure_skips
 from ..cascade._cascade import DAGSTER, Cascade
-from ..cascade._overrides import OverrideError, load_cascade, parse_assignments
 from ._calls import CallsPlugin
 from ._state import STATE, State
+
+if TYPE_CHECKING:
+    from ..cascade._overrides import Layer
 
 HELP_TIMEOUT = (
     "set a timeout cascade setting for every test, NAME=VALUE (e.g. sensor=30); repeatable. "
@@ -130,10 +134,17 @@ def _marker_signature(cascade: Cascade) -> str:
 
 def pytest_configure(config: pytest.Config) -> None:
     path = str(config.getini("grpc_deadlines_cascade") or "")
+    ini_lines, cli_lines = config.getini("grpc_timeouts"), config.getoption("grpc_timeout")
+    layers: tuple[Layer, ...] = ()
     try:
-        cascade = load_cascade(path, "ini grpc_deadlines_cascade") if path else DAGSTER
-        ini = parse_assignments(cascade, config.getini("grpc_timeouts"), "ini grpc_timeouts", repeats=False)
-        cli = parse_assignments(cascade, config.getoption("grpc_timeout"), "--grpc-timeout")
+        cascade = DAGSTER
+        if path or ini_lines or cli_lines:  # else nothing to parse: a run that never sets them
+            from ..cascade._overrides import load_cascade, parse_assignments
+
+            cascade = load_cascade(path, "ini grpc_deadlines_cascade") if path else DAGSTER
+            ini = parse_assignments(cascade, ini_lines, "ini grpc_timeouts", repeats=False)
+            cli = parse_assignments(cascade, cli_lines, "--grpc-timeout")
+            layers = tuple(layer for layer in (ini, cli) if layer.values)
         policy = parse_ini_policy(
             str(config.getini("grpc_require_deadlines")),
             str(config.getini("grpc_max_deadline")),
@@ -157,11 +168,14 @@ def pytest_configure(config: pytest.Config) -> None:
         "code makes an RPC without a deadline (or with one above max_seconds); "
         "grpc_require_deadlines(False) exempts it from ini grpc_require_deadlines.",
     )
-    configure_skips(config.getini("grpc_call_site_skip"))
+    skips = config.getini("grpc_call_site_skip")
+    if skips or "pytest_grpc_deadlines.calls._sites" in sys.modules:  # else loaded with grpc
+        from ..calls._sites import configure_skips
+
+        configure_skips(skips)
     calls = CallsPlugin(config, policy, record=record, used=_used(config))
     config.stash[_CALLS] = calls
     config.pluginmanager.register(calls, "grpc_deadlines.calls")
-    layers = tuple(layer for layer in (ini, cli) if layer.values)
     config.stash[STATE] = State(cascade, layers)
     from . import _fake, _servers  # _fake imports grpc_testing only when a fake server is made
 

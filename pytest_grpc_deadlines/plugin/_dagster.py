@@ -4,11 +4,14 @@ installed (the ``dagster`` extra). Dagster is imported when a fixture first make
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from ..dagster import DagsterCodeServer, DagsterProxy
 from ._state import configured_cascade
+
+if TYPE_CHECKING:  # grpc loads when a fixture first needs it
+    from ..dagster import DagsterCodeServer, DagsterProxy
 
 __all__ = ["grpc_dagster_code_server", "grpc_dagster_definitions", "grpc_dagster_proxy"]
 
@@ -32,6 +35,8 @@ def grpc_dagster_code_server(
     """Dagster's own ``DagsterApiServer`` for ``grpc_dagster_definitions``, in-process on a test
     server (records, delays, gates and faults apply to Dagster's methods), started for the test
     with its settings in force and stopped after it."""
+    from ..dagster import DagsterCodeServer
+
     server = DagsterCodeServer(grpc_dagster_definitions, cascade=configured_cascade(pytestconfig))
     try:
         yield server.start()
@@ -43,6 +48,8 @@ def grpc_dagster_code_server(
 def grpc_dagster_proxy(grpc_dagster_code_server: DagsterCodeServer) -> Iterator[DagsterProxy]:
     """Dagster's own ``DagsterProxyApiServicer`` (``dagster code-server start``) in front of
     ``grpc_dagster_code_server``, in-process."""
+    from ..dagster import DagsterProxy
+
     proxy = DagsterProxy(grpc_dagster_code_server)
     try:
         yield proxy.start()

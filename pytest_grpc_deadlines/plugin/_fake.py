@@ -4,11 +4,12 @@ plugin at configure time. grpcio-testing is imported only when a fake server is 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import pytest
 
-from ..probe import PROBE_SERVICE, ProbeServicer
-from ..servers._fake import FakeServer, FakeServicerPair, _grpc_testing
+if TYPE_CHECKING:  # grpc and the probe's descriptors load when a fixture first needs them
+    from ..servers._fake import FakeServer, FakeServicerPair
 
 __all__ = ["grpc_fake_server", "grpc_fake_servicers"]
 
@@ -17,6 +18,8 @@ __all__ = ["grpc_fake_server", "grpc_fake_servicers"]
 def grpc_fake_servicers() -> Sequence[FakeServicerPair]:
     """The ``(service_descriptor, servicer)`` pairs ``grpc_fake_server`` hosts. Override it
     (module scope) to host your own; the default is the built-in probe service."""
+    from ..probe import PROBE_SERVICE, ProbeServicer
+
     return [(PROBE_SERVICE, ProbeServicer())]
 
 
@@ -24,6 +27,8 @@ def grpc_fake_servicers() -> Sequence[FakeServicerPair]:
 def grpc_fake_server(grpc_fake_servicers: Sequence[FakeServicerPair]) -> Iterator[FakeServer]:
     """A ``FakeServer`` hosting ``grpc_fake_servicers`` on a fake clock starting at 0.0, closed
     after the test. Needs the ``fake-time`` extra (grpcio-testing)."""
+    from ..servers._fake import FakeServer, _grpc_testing
+
     try:
         _grpc_testing("the grpc_fake_server fixture")
     except ImportError as exc:

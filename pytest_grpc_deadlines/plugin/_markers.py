@@ -6,20 +6,22 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from _pytest.nodes import Node
 
-from .._errors import GrpcDeadlinesWarning
-from ..cascade._cascade import Resolved
-from ..cascade._environment import AppliedSettings, plan
-from ..cascade._overrides import Layer, OverrideError, parse_marker
+from .._errors import GrpcDeadlinesWarning, OverrideError
 from ._state import STATE, State
+
+if TYPE_CHECKING:  # loaded when a test's settings are put in force, not at start-up
+    from ..cascade._cascade import Resolved
+    from ..cascade._overrides import Layer
 
 __all__ = ["_grpc_deadlines_settings", "grpc_timeouts", "pytest_runtest_call"]
 
 _MARKS = pytest.StashKey[tuple[int, ...]]()
-_RESOLVED = pytest.StashKey[Resolved]()
+_RESOLVED = pytest.StashKey["Resolved"]()
 
 
 def _marker_origin(node: Node, item: pytest.Item) -> str:
@@ -34,6 +36,8 @@ def _marker_origin(node: Node, item: pytest.Item) -> str:
 
 def _layers(item: pytest.Item, state: State, marks: list[tuple[Node, pytest.Mark]]) -> list[Layer]:
     layers = list(state.base_layers)
+    if marks:
+        from ..cascade._overrides import parse_marker
     for node, mark in reversed(marks):
         try:
             layers.append(parse_marker(state.cascade, mark.args, mark.kwargs, _marker_origin(node, item)))
@@ -59,6 +63,8 @@ def _grpc_deadlines_settings(request: pytest.FixtureRequest) -> Iterator[None]:
     if not layers:
         yield
         return
+    from ..cascade._environment import AppliedSettings, plan
+
     applied = AppliedSettings(plan(state.cascade, layers, os.environ))
     item.stash[_RESOLVED] = applied.apply()
     try:

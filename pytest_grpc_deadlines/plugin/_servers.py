@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import pytest
 
-from ..probe import ProbeServicer, add_ProbeServicer_to_server
-from ..servers._options import ServicerPair
-from ..servers._pool import ServerFactory, ServerPool
-from ..servers._sync import GrpcTestServer
+if TYPE_CHECKING:  # grpc and the probe's descriptors load when a fixture first needs them
+    from ..servers._options import ServicerPair
+    from ..servers._pool import ServerFactory, ServerPool
+    from ..servers._sync import GrpcTestServer
 
 __all__ = ["grpc_test_server", "grpc_test_server_factory", "grpc_test_servicers"]
 
@@ -19,6 +20,8 @@ __all__ = ["grpc_test_server", "grpc_test_server_factory", "grpc_test_servicers"
 def grpc_test_servicers() -> Sequence[ServicerPair]:
     """The ``(add_FooServicer_to_server, FooServicer())`` pairs the server fixtures host.
     Override it (module scope) to host your own; the default is the built-in probe service."""
+    from ..probe import ProbeServicer, add_ProbeServicer_to_server
+
     return [(add_ProbeServicer_to_server, ProbeServicer())]
 
 
@@ -26,6 +29,7 @@ def grpc_test_servicers() -> Sequence[ServicerPair]:
 def _grpc_test_server_pool(
     grpc_test_servicers: Sequence[ServicerPair], pytestconfig: pytest.Config
 ) -> Iterator[ServerPool]:
+    from ..servers._pool import ServerPool
     from ._state import configured_cascade
 
     pool = ServerPool(grpc_test_servicers, configured_cascade(pytestconfig))
@@ -60,6 +64,7 @@ def grpc_test_server_factory(
     """``grpc_test_server_factory(*servicer_pairs, transport="tcp" | "unix", host=..., options=...,
     max_workers=...)`` starts fresh sync servers (hosting ``grpc_test_servicers`` when no pairs are
     given); each is stopped at once after the test."""
+    from ..servers._pool import ServerFactory
     from ._state import configured_cascade
 
     factory = ServerFactory(grpc_test_servicers, configured_cascade(pytestconfig))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pytest
 
-from ..cascade._cascade import Cascade
-from ..cascade._overrides import Layer
+if TYPE_CHECKING:  # parsed only when a run sets timeouts; not loaded at start-up
+    from ..cascade._cascade import Cascade
+    from ..cascade._overrides import Layer
 
 __all__ = ["STATE", "State", "configured_cascade"]
 

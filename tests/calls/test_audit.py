@@ -9,7 +9,8 @@ import grpc
 import pytest
 
 from pytest_grpc_deadlines import ClientCall
-from pytest_grpc_deadlines.calls._audit import AuditPolicy, finding, report, representable
+from pytest_grpc_deadlines.calls._audit import AuditPolicy, finding, report
+from pytest_grpc_deadlines.cascade._invariants import representable
 
 pytest_plugins = ["pytester"]
 

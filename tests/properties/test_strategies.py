@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable
 
 import pytest
@@ -192,10 +193,13 @@ def test_conformance_fails_for_a_rule_that_parses_the_empty_string() -> None:
         assert_cascade_conforms(
             TIMEOUTS, {name: resolvers[name] for name in TIMEOUTS.names}, max_examples=500
         )
+    # Shrinking usually ends at {SENSOR: ''} alone, but under load it may stop earlier: any
+    # counterexample has the sensor variable empty, which the resolver refuses and the model
+    # reads as unset.
     message = str(info.value)
-    assert f"for environment {{'{SENSOR}': ''}}" in message
+    assert f"'{SENSOR}': ''" in message
     error = repr("ValueError: invalid literal for int() with base 10: ''")
-    assert f"sensor: resolver gave error {error}, model gave value 60" in message
+    assert re.search(rf"sensor: resolver gave error {re.escape(error)}, model gave value \d+", message)
 
 
 def test_conformance_restores_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
