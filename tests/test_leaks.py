@@ -64,8 +64,9 @@ def test_fresh_servers_with_held_calls(grpc_test_server_factory, transport, n):
 
 @pytest.mark.parametrize("n", N)
 def test_channels_and_a_failure(grpc_test_server, n):
-    channels = [grpc_test_server.channel() for _ in range(3)]
-    assert channels[0] is not channels[1]
+    # the reused server keeps one channel per set of options, across its tests
+    channels = [grpc_test_server.channel(max_receive_message_length=1024 * (i + 1)) for i in range(3)]
+    assert len(set(map(id, channels))) == 3
     assert grpc_test_server.probe().Unary(ProbeRequest(), timeout=10).index == 0
     assert n % 5 != 0, "every fifth test fails, on purpose"
 

@@ -20,7 +20,7 @@ import grpc.aio
 
 from .._checks import check_flag, check_wait
 from .._errors import ArgumentError, ServerStateError
-from ..cascade._cascade import DAGSTER, Cascade
+from ..cascade._cascade import DAGSTER, Cascade, Resolved
 from ..probe import (
     PROBE_SERVICE_NAME,
     ProbeServicer,
@@ -331,10 +331,20 @@ class ServerBase:
         self._gates: dict[str, GateBase] = {}
         self._encoders: dict[str, Callable[[Any], bytes] | None] = {}
         self._send_limit = -1
+        self._resolution: tuple[tuple[str | None, ...], Resolved] | None = None
 
     # configuration -------------------------------------------------------------------------
+    def _resolved(self) -> Resolved:
+        """The cascade resolved from the environment now; resolved again only when one of its
+        variables changed since the last time (a reused server asks once per test)."""
+        key = tuple(os.environ.get(var) for var in self._cascade.env_vars)
+        cached = self._resolution
+        if cached is None or cached[0] != key:
+            cached = self._resolution = (key, self._cascade.resolve(os.environ))
+        return cached[1]
+
     def _server_options(self) -> list[tuple[str, object]]:
-        resolved = self._cascade.resolve(os.environ)
+        resolved = self._resolved()
         # grpc takes the first of repeated options: merge, so the caller's options win
         options: dict[str, object] = {"grpc.so_reuseport": 0, **dict(byte_limit_options(resolved))}
         options.update(self._user_options)
@@ -421,7 +431,7 @@ class ServerBase:
         return method_name(method, self._methods)
 
     def _channel_options(self, options: Mapping[str, object]) -> list[tuple[str, object]]:
-        resolved = self._cascade.resolve(os.environ)
+        resolved = self._resolved()
         merged: dict[str, object] = dict(byte_limit_options(resolved))
         for key, value in options.items():
             merged[key if "." in key else f"grpc.{key}"] = value
@@ -446,7 +456,7 @@ class ServerBase:
         return float(grace)
 
     def _grace(self) -> float | None:
-        resolved = self._cascade.resolve(os.environ)
+        resolved = self._resolved()
         if "grace" not in resolved:
             return None
         value = resolved["grace"]

@@ -26,14 +26,16 @@ class ServerPool:
         self._servicers = tuple(servicers)
         self._cascade = cascade
         self._servers: dict[tuple[tuple[str, Any], ...], GrpcTestServer] = {}
+        #: never started: it reads the environment's limits for choosing a server
+        self._template = GrpcTestServer(*self._servicers, cascade=cascade)
         _open.add(self)
 
     def get(self) -> GrpcTestServer:
-        candidate = GrpcTestServer(*self._servicers, cascade=self._cascade)
-        key = candidate.limits_key()
+        key = self._template.limits_key()
         server = self._servers.get(key)
         if server is None:
-            server = self._servers[key] = candidate.start()
+            server = GrpcTestServer(*self._servicers, cascade=self._cascade, reuse_channels=True)
+            self._servers[key] = server.start()
         elif not server.is_running:  # a previous test stopped it: serve again, same address
             server.start()
         return server

@@ -18,7 +18,7 @@ from typing import TypeVar, cast
 
 import grpc
 
-from .._checks import check_optional_positive_int
+from .._checks import check_flag, check_optional_positive_int
 from ..cascade._cascade import DAGSTER, Cascade
 from ..probe import ProbeStub
 from ._core import (
@@ -97,12 +97,18 @@ class GrpcTestServer(ServerBase):
         options: OptionsArg = None,
         max_workers: int | None = None,
         cascade: Cascade = DAGSTER,
+        reuse_channels: bool = False,
     ) -> None:
         super().__init__(*servicers, transport=transport, host=host, options=options, cascade=cascade)
         self._max_workers = check_optional_positive_int(max_workers, "max_workers") or 32
         self._server: grpc.Server | None = None
         self._executor: futures.ThreadPoolExecutor | None = None
         self._channels: list[grpc.Channel] = []
+        #: with ``reuse_channels`` (the ``grpc_test_server`` fixture's servers), the channels
+        #: ``channel()`` made, by their options: kept across tests, closed when the server stops
+        self._reuse = check_flag(reuse_channels, "reuse_channels")
+        self._reused: dict[str, grpc.Channel] = {}
+        self._stubs: dict[int, tuple[grpc.Channel, ProbeStub]] = {}
 
     # lifecycle -----------------------------------------------------------------------------
     def start(self) -> GrpcTestServer:
@@ -136,6 +142,7 @@ class GrpcTestServer(ServerBase):
         server, self._server = self._server, None
         if server is not None:
             server.stop(grace).wait()
+        self._close_reused()  # a channel to a stopped server reconnects with backoff: not reused
         if self._executor is not None:
             self._executor.shutdown(wait=False)
             self._executor = None
@@ -166,17 +173,38 @@ class GrpcTestServer(ServerBase):
     def channel(self, **options: object) -> grpc.Channel:
         """An insecure channel to this server, closed at teardown. Option names may drop the
         ``grpc.`` prefix (``max_receive_message_length=1024``); the cascade's byte limits apply
-        unless overridden."""
-        channel = grpc.insecure_channel(self.target, options=self._channel_options(options))
-        self._channels.append(channel)
-        return channel
+        unless overridden. The ``grpc_test_server`` fixture's server hands out one open channel
+        per set of options, across its tests, until it stops."""
+        merged = self._channel_options(options)
+        if not self._reuse:
+            channel = grpc.insecure_channel(self.target, options=merged)
+            self._channels.append(channel)
+            return channel
+        key = repr(merged)
+        reused = self._reused.get(key)
+        if reused is None or not _is_open(reused):
+            reused = self._reused[key] = grpc.insecure_channel(self.target, options=merged)
+        return reused
 
     def probe(self, **options: object) -> ProbeStub:
-        """A :class:`~pytest_grpc_deadlines.probe.ProbeStub` on a new :meth:`channel`."""
-        return ProbeStub(self.channel(**options))
+        """A :class:`~pytest_grpc_deadlines.probe.ProbeStub` on :meth:`channel`."""
+        channel = self.channel(**options)
+        if not self._reuse:
+            return ProbeStub(channel)
+        stub = self._stubs.get(id(channel))
+        if stub is None or stub[0] is not channel:
+            stub = self._stubs[id(channel)] = (channel, ProbeStub(channel))
+        return stub[1]
 
     def close_channels(self) -> None:
+        """Close the channels ``channel()`` made (a reused server's stay open for its next test)."""
         channels, self._channels = self._channels, []
+        for channel in channels:
+            channel.close()
+
+    def _close_reused(self) -> None:
+        channels, self._reused = list(self._reused.values()), {}
+        self._stubs.clear()
         for channel in channels:
             channel.close()
 
@@ -320,6 +348,17 @@ def _observe(context: grpc.ServicerContext, call: ServerCall, seen: Callable[[],
 
     context.is_active = observed_is_active  # type: ignore[method-assign]
     context.cancel = observed_cancel  # type: ignore[method-assign]
+
+
+def _is_open(channel: grpc.Channel) -> bool:
+    """Whether a channel can still make calls: the test that had it may have closed it."""
+    try:
+        channel._channel.check_connectivity_state(False)  # type: ignore[attr-defined]
+    except ValueError:  # "Cannot invoke RPC: Channel closed!"
+        return False
+    except AttributeError:  # a grpcio without it: do not reuse what cannot be checked
+        return False
+    return True
 
 
 class _FirstRecorded(Iterator[object]):

@@ -1,0 +1,120 @@
+"""What the plugin costs where it is not used, and what the reused server saves where it is:
+loading the plugin imports neither grpc, protobuf nor Hypothesis; the recording arrives with
+grpc; the ``grpc_test_server`` fixture's channels outlive a test but never a server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from pytest_grpc_deadlines import GrpcTestServer
+from pytest_grpc_deadlines.probe import ProbeRequest
+from pytest_grpc_deadlines.servers._pool import ServerFactory
+
+# pytest-grpc imports grpc when it loads and Hypothesis' plugin imports Hypothesis: not ours.
+_ALONE = ("-p", "no:cacheprovider", "-p", "no:pytest_grpc", "-p", "no:hypothesispytest", "-p", "no:asyncio")
+
+
+def test_loading_the_plugin_imports_no_grpc_protobuf_or_hypothesis(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import sys
+
+        def test_nothing_heavy_was_imported(pytestconfig):
+            assert pytestconfig.pluginmanager.has_plugin("grpc_deadlines")
+            heavy = [name for name in ("grpc", "google.protobuf", "hypothesis") if name in sys.modules]
+            assert heavy == []
+
+        def test_the_recording_arrives_with_grpc(request):
+            import grpc
+
+            from pytest_grpc_deadlines.calls import _recording
+            from pytest_grpc_deadlines.calls._recorder import RECORDER
+
+            assert _recording.installed()
+            channel = grpc.insecure_channel("127.0.0.1:1")
+            try:
+                channel.unary_unary("/pkg.Service/Method")(b"", timeout=0.01)
+            except grpc.RpcError:
+                pass
+            finally:
+                channel.close()
+            [call] = RECORDER.calls_of(request.node.nodeid)
+            assert (call.method, call.timeout is not None) == ("pkg.Service/Method", True)
+        """
+    )
+    result = pytester.runpytest_subprocess(*_ALONE, "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+
+
+_DEFERRED = """
+import sys
+from pytest_grpc_deadlines.calls import _deferred
+
+_deferred.install()
+_deferred.uninstall()  # undone before grpc came: nothing to install when it does
+import grpc
+from pytest_grpc_deadlines.calls import _recording
+assert not _recording.installed(), "installed after the install was undone"
+_deferred.install()  # grpc is here now: installed at once
+assert _recording.installed()
+_deferred.uninstall()
+assert not _recording.installed()
+print("ok")
+"""
+
+
+def test_an_install_undone_before_grpc_arrives_installs_nothing() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _DEFERRED], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr
+
+
+def test_the_reused_servers_channel_is_reused_by_the_next_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from pytest_grpc_deadlines.probe import ProbeRequest
+
+        seen = []
+
+        def test_first(grpc_test_server):
+            seen.append(grpc_test_server.channel())
+            grpc_test_server.probe().Unary(ProbeRequest(), timeout=5)
+
+        def test_second(grpc_test_server):
+            assert grpc_test_server.channel() is seen[0]
+            assert grpc_test_server.probe().Unary(ProbeRequest(), timeout=5).index == 0
+
+        def test_a_closed_one_is_replaced(grpc_test_server):
+            seen[0].close()
+            channel = grpc_test_server.channel()
+            assert channel is not seen[0]
+            grpc_test_server.probe().Unary(ProbeRequest(), timeout=5)
+
+        def test_other_options_get_their_own(grpc_test_server):
+            assert grpc_test_server.channel(max_receive_message_length=1024) is not (
+                grpc_test_server.channel()
+            )
+        """
+    )
+    result = pytester.runpytest(*_ALONE, "-p", "no:randomly")
+    result.assert_outcomes(passed=4)
+
+
+def test_a_stopped_server_closes_its_reused_channels(grpc_test_server: GrpcTestServer) -> None:
+    channel = grpc_test_server.channel()
+    grpc_test_server.probe().Unary(ProbeRequest(), timeout=5)
+    grpc_test_server.restart()
+    with pytest.raises(ValueError, match="closed"):
+        channel.unary_unary("/pytest_grpc_deadlines.probe.v1.Probe/Unary")(b"", timeout=5)
+    fresh = grpc_test_server.channel()
+    assert fresh is not channel
+    assert grpc_test_server.probe().Unary(ProbeRequest(), timeout=5).index == 0
+
+
+def test_fresh_servers_give_each_test_its_own_channels(grpc_test_server_factory: ServerFactory) -> None:
+    server = grpc_test_server_factory()
+    assert server.channel() is not server.channel()
