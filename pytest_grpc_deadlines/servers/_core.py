@@ -284,6 +284,26 @@ def _size(message: object, encode: Callable[[Any], bytes] | None) -> int | None:
     return len(message) if isinstance(message, bytes) else None
 
 
+#: ``os.environ``'s own mapping (bytes to bytes on POSIX), read directly to tell whether the
+#: cascade's variables changed: ``os.environ.get`` encodes and decodes on every lookup, and a
+#: reused server asks for every variable at least once per test.
+_ENVIRON_DATA: Mapping[object, object] | None = (
+    getattr(os.environ, "_data", None) if os.name == "posix" else None
+)
+
+
+def _environ_keys(names: Sequence[str]) -> tuple[object, ...]:
+    return tuple(os.fsencode(name) for name in names) if _ENVIRON_DATA is not None else tuple(names)
+
+
+def _environ_values(keys: tuple[object, ...]) -> tuple[object, ...]:
+    """The values of these variables now (compared, never read as text)."""
+    data = _ENVIRON_DATA
+    if data is not None:
+        return tuple(map(data.get, keys))
+    return tuple(os.environ.get(str(key)) for key in keys)
+
+
 #: Characters grpc reads as URI syntax in a ``unix:`` target (and whitespace, which it rejects).
 _URI_SYNTAX = re.compile(r"[#?,%;\s]")
 
@@ -331,24 +351,29 @@ class ServerBase:
         self._gates: dict[str, GateBase] = {}
         self._encoders: dict[str, Callable[[Any], bytes] | None] = {}
         self._send_limit = -1
-        self._resolution: tuple[tuple[str | None, ...], Resolved] | None = None
+        self._resolution: tuple[tuple[object, ...], Resolved] | None = None
+        self._options: list[tuple[str, object]] | None = None
+        self._env_keys = _environ_keys(cascade.env_vars)
 
     # configuration -------------------------------------------------------------------------
     def _resolved(self) -> Resolved:
         """The cascade resolved from the environment now; resolved again only when one of its
-        variables changed since the last time (a reused server asks once per test)."""
-        key = tuple(os.environ.get(var) for var in self._cascade.env_vars)
+        variables changed since the last time (a reused server asks at least once per test)."""
+        key = _environ_values(self._env_keys)
         cached = self._resolution
         if cached is None or cached[0] != key:
             cached = self._resolution = (key, self._cascade.resolve(os.environ))
+            self._options = None
         return cached[1]
 
     def _server_options(self) -> list[tuple[str, object]]:
         resolved = self._resolved()
-        # grpc takes the first of repeated options: merge, so the caller's options win
-        options: dict[str, object] = {"grpc.so_reuseport": 0, **dict(byte_limit_options(resolved))}
-        options.update(self._user_options)
-        return list(options.items())
+        if self._options is None:
+            # grpc takes the first of repeated options: merge, so the caller's options win
+            options: dict[str, object] = {"grpc.so_reuseport": 0, **dict(byte_limit_options(resolved))}
+            options.update(self._user_options)
+            self._options = list(options.items())
+        return list(self._options)
 
     def _start_options(self) -> list[tuple[str, object]]:
         """The options a server starts with; notes the send limit they give it."""
