@@ -12,6 +12,7 @@ import pytest
 from pytest_grpc_deadlines import GrpcTestServer
 from pytest_grpc_deadlines.probe import ProbeRequest
 from pytest_grpc_deadlines.servers._pool import ServerFactory
+from tests.rpc import unary_unary
 
 # pytest-grpc imports grpc when it loads and Hypothesis' plugin imports Hypothesis: not ours.
 _ALONE = ("-p", "no:cacheprovider", "-p", "no:pytest_grpc", "-p", "no:hypothesispytest", "-p", "no:asyncio")
@@ -109,7 +110,7 @@ def test_a_stopped_server_closes_its_reused_channels(grpc_test_server: GrpcTestS
     grpc_test_server.probe().Unary(ProbeRequest(), timeout=5)
     grpc_test_server.restart()
     with pytest.raises(ValueError, match="closed"):
-        channel.unary_unary("/pytest_grpc_deadlines.probe.v1.Probe/Unary")(b"", timeout=5)
+        unary_unary(channel, "/pytest_grpc_deadlines.probe.v1.Probe/Unary")(b"", timeout=5)
     fresh = grpc_test_server.channel()
     assert fresh is not channel
     assert grpc_test_server.probe().Unary(ProbeRequest(), timeout=5).index == 0
