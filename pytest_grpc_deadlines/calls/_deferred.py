@@ -46,9 +46,12 @@ class _Watch(importlib.abc.MetaPathFinder):
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname != "grpc":
             return None
-        _unhook()
+        # Still watching until grpc has run: ``importlib.util.find_spec("grpc")`` (some code
+        # asks whether grpc is installed) finds a spec without loading it.
         spec: importlib.machinery.ModuleSpec | None = None
         for finder in sys.meta_path:
+            if finder is self:
+                continue
             find_spec = getattr(finder, "find_spec", None)
             spec = find_spec(fullname, path, target) if find_spec is not None else None
             if spec is not None:
@@ -76,6 +79,7 @@ class _Notifying(importlib.abc.Loader):
         if module.__spec__ is not None:
             module.__spec__.loader = self._loader
         self._loader.exec_module(module)
+        _unhook()
         with _lock:
             _catch_up()
 

@@ -56,18 +56,23 @@ from pytest_grpc_deadlines.calls import _deferred
 
 _deferred.install()
 _deferred.uninstall()  # undone before grpc came: nothing to install when it does
+_deferred.install()
+import importlib.util
+assert importlib.util.find_spec("grpc") is not None  # asked for, not loaded: still watching
 import grpc
 from pytest_grpc_deadlines.calls import _recording
+assert _recording.installed(), "not installed when grpc arrived"
+assert type(grpc.__loader__).__name__ == type(grpc.__spec__.loader).__name__ == "SourceFileLoader"
+_deferred.uninstall()
 assert not _recording.installed(), "installed after the install was undone"
 _deferred.install()  # grpc is here now: installed at once
 assert _recording.installed()
 _deferred.uninstall()
-assert not _recording.installed()
 print("ok")
 """
 
 
-def test_an_install_undone_before_grpc_arrives_installs_nothing() -> None:
+def test_the_recording_arrives_with_grpc_and_leaves_with_the_last_uninstall() -> None:
     done = subprocess.run(
         [sys.executable, "-c", _DEFERRED], capture_output=True, text=True, timeout=60, check=False
     )
