@@ -5,13 +5,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from ..servers._records import ServerCall
-    from ._recorder import Recorder
 
 __all__ = ["ClientCall", "TimeoutSource"]
+
+
+class _Attempts(Protocol):
+    """Where a call's server records are kept (the recorder)."""
+
+    def attempts(self, call_id: str | None) -> tuple[ServerCall, ...]: ...
+
 
 #: Who set the deadline grpc sent: ``"call"`` (the call carried it when it reached grpc: given by
 #: the caller, or by an interceptor that ran before the recording one), ``"interceptor"`` (an
@@ -45,7 +51,7 @@ class ClientCall:
     details: str | None = None
     elapsed: float | None = None
     _settle: Callable[[], None] | None = field(default=None, repr=False)
-    _recorder: Recorder | None = field(default=None, repr=False)
+    _recorder: _Attempts | None = field(default=None, repr=False)
 
     @property
     def attempts(self) -> tuple[ServerCall, ...]:
