@@ -171,6 +171,7 @@ def on_fake_server(action: Callable[[FakeServer], object]) -> Callable[[], objec
 
 TIMEOUTS = "@pytest.mark.grpc_timeouts"
 REQUIRE = "@pytest.mark.grpc_require_deadlines"
+PROPAGATION = "@pytest.mark.grpc_require_propagation"
 
 SCENARIOS: dict[str, Scenario] = {
     # grpc_timeouts marker
@@ -187,6 +188,9 @@ SCENARIOS: dict[str, Scenario] = {
     f"{REQUIRE}(max_second=5)": marker(f"{REQUIRE}(max_second=5)"),
     f"{REQUIRE}(max_seconds=0)": marker(f"{REQUIRE}(max_seconds=0)"),
     f"{REQUIRE}(max_seconds='soon')": marker(f"{REQUIRE}(max_seconds='soon')"),
+    # grpc_require_propagation marker
+    f"{PROPAGATION}('yes')": marker(f"{PROPAGATION}('yes')"),
+    f"{PROPAGATION}(strict=True)": marker(f"{PROPAGATION}(strict=True)"),
     # --grpc-timeout
     "--grpc-timeout sensor": usage("--grpc-timeout", "sensor"),
     "--grpc-timeout sensr=5": usage("--grpc-timeout", "sensr=5"),
@@ -209,6 +213,7 @@ SCENARIOS: dict[str, Scenario] = {
         files={"pgd_dict_cascade": "CASCADE = {'sensor': 30}"},
     ),
     "grpc_require_deadlines = maybe": usage(ini="grpc_require_deadlines = maybe"),
+    "grpc_require_propagation = maybe": usage(ini="grpc_require_propagation = maybe"),
     "grpc_max_deadline = soon": usage(ini="grpc_max_deadline = soon"),
     "grpc_max_deadline = 0": usage(ini="grpc_max_deadline = 0"),
     "grpc_record_calls = maybe": usage(ini="grpc_record_calls = maybe"),

@@ -50,6 +50,10 @@ class ClientCall:
     code: Any = None  # grpc.StatusCode, once the call ended
     details: str | None = None
     elapsed: float | None = None
+    #: the server call whose handler made this call (a hop), and the seconds left on its
+    #: deadline when this call started (None: it had none)
+    parent: ServerCall | None = field(default=None, repr=False)
+    parent_time_left: float | None = None
     _settle: Callable[[], None] | None = field(default=None, repr=False)
     _recorder: _Attempts | None = field(default=None, repr=False)
 

@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..servers._observers import CALL_ID_HEADER, is_serving, on_call, serves
+from ..servers._observers import CALL_ID_HEADER, is_serving, on_call, served_call, serves
 
 if TYPE_CHECKING:
     from ..servers._records import ServerCall
@@ -98,6 +98,11 @@ class Recorder:
         )
         if serves(target):
             call.call_id = f"{os.getpid()}-{next(_ids)}"
+        parent = served_call()
+        if parent is not None:  # made while a handler of one of the plugin's servers runs
+            call.parent = parent
+            if parent.deadline is not None:
+                call.parent_time_left = parent.started + parent.deadline - call.started
         return call
 
     def add(self, call: ClientCall) -> None:

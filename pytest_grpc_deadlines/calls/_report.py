@@ -13,7 +13,9 @@ JSON schema (``--grpc-deadlines-json PATH``), version 2::
       "expected_disagreements": [same keys as disagreements],
       "violations": [same keys as disagreements],
       "near_misses": [{... as no_deadline, "timeout", "elapsed", "used"}],
-      "background": [{"thread", "method", "target", "site", "library_site"}]
+      "background": [{"thread", "method", "target", "site", "library_site"}],
+      "hops": {"propagated": int, "no deadline": int, "over budget": int, "parent had none": int},
+      "hop_problems": [{... as no_deadline, "serving", "verdict", "timeout", "time_left"}]
     }
 
 ``disagreements`` are the surprises; ``expected_disagreements`` are those on server calls the
@@ -21,7 +23,11 @@ test itself made outlive their client (a gate, a delay after the servicer or one
 cancellation). ``background`` calls came from threads that were already running when the test
 that was running started (an earlier test's, say): they count against no test. ``used`` is
 elapsed / timeout; near misses are calls that succeeded after using over 80% of their deadline,
-tightest first. Version 1 had no ``expected_disagreements``, ``background`` or ``library_site``.
+tightest first. ``hops`` counts calls that handlers of the plugin's servers made while serving
+a call, by verdict; ``hop_problems`` lists those that did not pass the deadline on ("no
+deadline", "over budget"), ``serving`` naming the method served. Version 1 had no
+``expected_disagreements``, ``background`` or ``library_site``; reports before hops had neither
+hop key.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ NEAR_MISS = 0.8
 _SHOWN = 10
 #: the report's lists of entries, merged from xdist workers by concatenation
 _LISTS = (
+    "hop_problems",
     "no_deadline",
     "over_max_deadline",
     "disagreements",
@@ -89,6 +96,8 @@ class SuiteReport:
     used: bool = False
     violations: list[dict[str, Any]] = field(default_factory=list)
     near_misses: list[dict[str, Any]] = field(default_factory=list)
+    hops: Counter[str] = field(default_factory=Counter)
+    hop_problems: list[dict[str, Any]] = field(default_factory=list)
 
     def add(
         self,
@@ -100,6 +109,7 @@ class SuiteReport:
         for call in calls:
             if call.internal:
                 continue
+            self._add_hop(call)
             self.calls += 1
             self.by_code[call.code.name if call.code is not None else UNFINISHED] += 1
             if call.timeout is None:
@@ -139,6 +149,24 @@ class SuiteReport:
                 else:
                     self.disagreements.append(entry)
 
+    def _add_hop(self, call: ClientCall) -> None:
+        from ._hops import PROBLEMS, hop_verdict
+
+        verdict = hop_verdict(call)
+        if verdict is None or call.parent is None:
+            return
+        self.hops[verdict] += 1
+        if verdict in PROBLEMS:
+            self.hop_problems.append(
+                {
+                    **_where(call),
+                    "serving": call.parent.method,
+                    "verdict": verdict,
+                    "timeout": call.timeout,
+                    "time_left": call.parent_time_left,
+                }
+            )
+
     def add_background(self, calls: Iterable[ClientCall]) -> None:
         self.background.extend(_background(c) for c in calls if not c.internal)
 
@@ -156,6 +184,8 @@ class SuiteReport:
             "violations": self.violations,
             "near_misses": sorted(self.near_misses, key=lambda m: -float(m["used"])),
             "background": self.background,
+            "hops": dict(sorted(self.hops.items())),
+            "hop_problems": self.hop_problems,
         }
 
     def merge(self, data: dict[str, Any]) -> None:
@@ -163,6 +193,7 @@ class SuiteReport:
         self.calls += int(data.get("calls", 0))
         self.by_code.update({str(k): int(v) for k, v in data.get("by_code", {}).items()})
         self.no_deadline_exempt += int(data.get("no_deadline_exempt", 0))
+        self.hops.update({str(k): int(v) for k, v in data.get("hops", {}).items()})
         for key in _LISTS:
             getattr(self, key).extend(data.get(key, []))
         self.used = self.used or bool(data.get("used", False))
@@ -196,6 +227,11 @@ class SuiteReport:
         if data["expected_disagreements"]:  # provoked on purpose: counted, not listed
             title = "expected disagreements (provoked by the tests' gates and delays)"
             sections.insert(2, (title, data["expected_disagreements"], "count"))
+        if self.hops:  # only runs whose servers' handlers made calls
+            counts = ", ".join(f"{verdict} {count}" for verdict, count in data["hops"].items())
+            total = sum(self.hops.values())
+            title = f"hops not passing the deadline on ({total} calls made while serving a call: {counts})"
+            sections.append((title, data["hop_problems"], "hop"))
         if data["background"]:
             sections.append(
                 ("background calls (from threads older than the test)", data["background"], "thread")
@@ -214,6 +250,10 @@ class SuiteReport:
                     text += f" (client {entry['client_code']}, server {entry['server_outcome']})"
                 elif kind == "max":
                     text += f" ({entry['timeout']:g} s)"
+                elif kind == "hop":
+                    left = entry["time_left"]
+                    sent = "no deadline" if entry["timeout"] is None else f"{entry['timeout']:g} s"
+                    text += f" (serving {entry['serving']} with {left:.3f} s left; sent {sent})"
                 elif kind == "near":
                     text += f" ({entry['elapsed']:.3f} s of {entry['timeout']:g} s, {entry['used']:.0%})"
                 out.append(text)

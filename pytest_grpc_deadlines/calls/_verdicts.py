@@ -15,6 +15,7 @@ import grpc
 from .._errors import CheckError
 from ..servers._records import ServerCall
 from ._client import ClientCall
+from ._hops import Hop, hops_of
 from ._recorder import RECORDER, Recorder
 
 __all__ = ["CallLog", "Pair", "Verdict", "verdict"]
@@ -116,6 +117,11 @@ class CallLog(Sequence[ClientCall]):
                     server.wait(0 if server.on_own_loop() else max(0.0, deadline - time.monotonic()))
             out.append(_judged(client, attempts))
         return out
+
+    def hops(self) -> list[Hop]:
+        """The calls the test's servers' handlers made while serving a call, each with its
+        parent server call and whether it passed the deadline on."""
+        return hops_of(self._calls())
 
     def assert_no_violations(self, timeout: float = 1.0) -> None:
         """Fail when a client saw OK but the server's handler did not end OK."""

@@ -15,6 +15,7 @@ from ..calls._audit import AuditPolicy, audit, exempt_method, parse_marker_polic
 from ..calls._recorder import RECORDER
 
 if TYPE_CHECKING:  # grpc is imported when a test first uses it, not when the plugin loads
+    from ..calls._hops import Mode as PropagationMode
     from ..calls._report import SuiteReport
     from ..calls._verdicts import CallLog
 
@@ -22,9 +23,10 @@ __all__ = ["FIXTURES", "MARKERS", "CallsPlugin", "grpc_calls"]
 
 _AUDITED = pytest.StashKey[int]()
 _POLICY = pytest.StashKey[AuditPolicy]()
+_PROPAGATION = pytest.StashKey["PropagationMode"]()
 
 #: A test that uses any of these used the plugin: the summary is printed for the run.
-MARKERS = frozenset({"grpc_timeouts", "grpc_require_deadlines"})
+MARKERS = frozenset({"grpc_timeouts", "grpc_require_deadlines", "grpc_require_propagation"})
 FIXTURES = frozenset(
     {
         "grpc_timeouts",
@@ -47,9 +49,18 @@ _PAIR_WAIT = 0.2
 class CallsPlugin:
     """Registered by the plugin at configure time; one per pytest session."""
 
-    def __init__(self, config: pytest.Config, policy: AuditPolicy, *, record: bool, used: bool) -> None:
+    def __init__(
+        self,
+        config: pytest.Config,
+        policy: AuditPolicy,
+        *,
+        record: bool,
+        used: bool,
+        propagation: PropagationMode = "off",
+    ) -> None:
         self.config = config
         self.policy = policy
+        self.propagation: PropagationMode = propagation
         self.record = record
         self._used = used or bool(config.getoption("grpc_deadlines_report"))
         self._report: SuiteReport | None = None  # made when there is something to report
@@ -93,24 +104,54 @@ class CallsPlugin:
             )
         return policy
 
+    def _propagation(self, item: pytest.Item) -> PropagationMode:
+        mode = self.propagation
+        marks = list(item.iter_markers("grpc_require_propagation"))
+        if marks:
+            from ..calls._hops import parse_propagation_marker
+
+            for mark in reversed(marks):
+                try:
+                    mode = parse_propagation_marker(mode, mark.args, mark.kwargs, f"on {item.name}")
+                except OverrideError as exc:
+                    raise pytest.fail.Exception(str(exc), pytrace=False) from None
+        if mode != "off" and not self.record:
+            raise pytest.fail.Exception(
+                f"grpc_require_propagation on {item.name} needs call recording, which ini "
+                "grpc_record_calls = false turns off",
+                pytrace=False,
+            )
+        return mode
+
     def _audit(self, item: pytest.Item) -> None:
         policy = item.stash.get(_POLICY, None)
         if policy is None:  # setup did not get as far as reading the markers
             return
+        propagation = item.stash.get(_PROPAGATION, "off")
         calls = RECORDER.calls_of(item.nodeid)
         start = item.stash.get(_AUDITED, 0)
         item.stash[_AUDITED] = len(calls)
+        findings: list[tuple[str, str, str]] = []
         found = audit(calls[start:], policy, item.nodeid)
-        if found is None:
-            return
-        message, site = found
-        if policy.mode == "warn":
-            # Shown at the first flagged call's line, not at this one.
-            filename, _, line = site.rpartition(":")
-            lineno = int(line) if line.isdigit() else 0
-            warnings.warn_explicit(GrpcDeadlinesWarning(message), GrpcDeadlinesWarning, filename, lineno)
-        else:
-            raise pytest.fail.Exception(message, pytrace=False)
+        if found is not None:
+            findings.append((*found, policy.mode))
+        if propagation != "off":
+            from ..calls._hops import propagation_audit
+
+            hops = propagation_audit(calls[start:], item.nodeid)
+            if hops is not None:
+                findings.append((*hops, propagation))
+        failures = []
+        for message, site, mode in findings:
+            if mode == "warn":
+                # Shown at the first flagged call's line, not at this one.
+                filename, _, line = site.rpartition(":")
+                lineno = int(line) if line.isdigit() else 0
+                warnings.warn_explicit(GrpcDeadlinesWarning(message), GrpcDeadlinesWarning, filename, lineno)
+            else:
+                failures.append(message)
+        if failures:
+            raise pytest.fail.Exception("\n".join(failures), pytrace=False)
 
     def _note_use(self, item: pytest.Item) -> None:
         if self._used:
@@ -130,6 +171,7 @@ class CallsPlugin:
         self._note_use(item)
         # A bad marker errors the test at setup, before it runs (as grpc_timeouts markers do).
         item.stash[_POLICY] = self._policy(item)
+        item.stash[_PROPAGATION] = self._propagation(item)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:

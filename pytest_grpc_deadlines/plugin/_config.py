@@ -16,6 +16,7 @@ from ._calls import CallsPlugin
 from ._state import STATE, State
 
 if TYPE_CHECKING:
+    from ..calls._hops import Mode as PropagationMode
     from ..cascade._overrides import Layer
 
 HELP_TIMEOUT = (
@@ -30,6 +31,11 @@ HELP_REQUIRE = (
     "fail (true) or warn (warn) a test whose code makes an RPC without a deadline, or with one "
     "above grpc_max_deadline; @pytest.mark.grpc_require_deadlines(False) exempts a test. "
     "Default: false"
+)
+HELP_PROPAGATION = (
+    "fail (true) or warn (warn) a test in which a handler of the plugin's servers makes a call "
+    "without passing its deadline on (no deadline, or one past the served call's); "
+    "@pytest.mark.grpc_require_propagation(False) exempts a test. Default: false"
 )
 HELP_MAX_DEADLINE = "with grpc_require_deadlines: the longest acceptable deadline, in seconds"
 HELP_EXEMPT = (
@@ -74,6 +80,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("grpc_deadlines_cascade", HELP_CASCADE, default="")
     parser.addini("grpc_require_deadlines", HELP_REQUIRE, default="false")
     parser.addini("grpc_max_deadline", HELP_MAX_DEADLINE, default="")
+    parser.addini("grpc_require_propagation", HELP_PROPAGATION, default="false")
     parser.addini("grpc_deadline_exempt_methods", HELP_EXEMPT, type="linelist", default=[])
     parser.addini("grpc_record_calls", HELP_RECORD, default="true")
     parser.addini("grpc_call_site_skip", HELP_SITE_SKIP, type="linelist", default=[])
@@ -116,8 +123,9 @@ def _used(config: pytest.Config) -> bool:
     """Whether the run's options or ini file name this plugin's settings."""
     if config.getoption("grpc_timeout") or config.getoption("grpc_deadlines_json"):
         return True
-    if str(config.getini("grpc_require_deadlines")).strip().lower() not in ("", "false"):
-        return True
+    for key in ("grpc_require_deadlines", "grpc_require_propagation"):
+        if str(config.getini(key)).strip().lower() not in ("", "false"):
+            return True
     return any(config.getini(key) for key in _INI_KEYS)
 
 
@@ -151,17 +159,30 @@ def pytest_configure(config: pytest.Config) -> None:
             config.getini("grpc_deadline_exempt_methods"),
         )
         record = _parse_bool(str(config.getini("grpc_record_calls")), "ini grpc_record_calls")
+        propagation_ini = str(config.getini("grpc_require_propagation"))
+        propagation: PropagationMode = "off"
+        if propagation_ini.strip().lower() not in ("", "false"):
+            from ..calls._hops import parse_propagation_ini
+
+            propagation = parse_propagation_ini(propagation_ini)
         json_path = config.getoption("grpc_deadlines_json")
         if json_path:
             _check_json_path(json_path)
-        if policy.mode != "off" and not record:
-            raise OverrideError(
-                "ini grpc_require_deadlines needs call recording, which ini grpc_record_calls = false "
-                "turns off; set one of them differently"
-            )
+        for key, mode in (("grpc_require_deadlines", policy.mode), ("grpc_require_propagation", propagation)):
+            if mode != "off" and not record:
+                raise OverrideError(
+                    f"ini {key} needs call recording, which ini grpc_record_calls = false turns off; "
+                    "set one of them differently"
+                )
     except OverrideError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.addinivalue_line("markers", _marker_signature(cascade))
+    config.addinivalue_line(
+        "markers",
+        "grpc_require_propagation(enabled=True, /): fail this test when a handler of the plugin's "
+        "servers makes a call without passing its deadline on (no deadline, or one past the served "
+        "call's); grpc_require_propagation(False) exempts it from ini grpc_require_propagation.",
+    )
     config.addinivalue_line(
         "markers",
         "grpc_require_deadlines(enabled=True, /, *, max_seconds=None): fail this test when its "
@@ -173,7 +194,7 @@ def pytest_configure(config: pytest.Config) -> None:
         from ..calls._sites import configure_skips
 
         configure_skips(skips)
-    calls = CallsPlugin(config, policy, record=record, used=_used(config))
+    calls = CallsPlugin(config, policy, record=record, used=_used(config), propagation=propagation)
     config.stash[_CALLS] = calls
     config.pluginmanager.register(calls, "grpc_deadlines.calls")
     config.stash[STATE] = State(cascade, layers)

@@ -41,6 +41,7 @@ from ._core import (
     Wake,
     settle,
 )
+from ._observers import serve_in_task
 from ._options import OptionsArg, ServicerPair, Transport
 from ._records import ServerCall
 
@@ -315,6 +316,7 @@ class AioGrpcTestServer(ServerBase):
             if self._stale(arrived):
                 await context.abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
             call, state, argument = self._start(full, argument, context)
+            serve_in_task(call)
             flow = self._unary_flow(full, call, state)
             try:
                 start = lambda: behaviour(argument, context)  # noqa: E731
@@ -333,6 +335,7 @@ class AioGrpcTestServer(ServerBase):
             if self._stale(arrived):
                 await context.abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
             call, state, argument = self._start(full, argument, context)
+            serve_in_task(call)
             flow = self._stream_flow(full, call, state)
             try:
                 start = lambda: behaviour(argument, context)  # noqa: E731

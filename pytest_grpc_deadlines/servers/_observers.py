@@ -8,6 +8,7 @@ Light on purpose (no grpc), so the recorder can import it at start-up.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
@@ -22,6 +23,8 @@ __all__ = [
     "bound_targets",
     "is_serving",
     "on_call",
+    "serve_in_task",
+    "served_call",
     "serves",
     "serving",
     "unbind",
@@ -66,15 +69,39 @@ def announce(call: ServerCall) -> None:
         listener(call)
 
 
+#: The server call whose handler runs here: set on the sync server's worker thread and in the
+#: asyncio handler's task, so that a call the handler's code makes is linked to it. A thread the
+#: handler starts does not inherit it; ``contextvars.copy_context().run(...)`` carries it over.
+_SERVED: contextvars.ContextVar[ServerCall | None] = contextvars.ContextVar(
+    "pytest_grpc_deadlines_served", default=None
+)
+
+
 @contextlib.contextmanager
-def serving() -> Iterator[None]:
-    """Mark this thread as running a handler of one of the plugin's servers."""
+def serving(call: ServerCall | None = None) -> Iterator[None]:
+    """Mark this thread as running a handler of one of the plugin's servers (``call``'s)."""
     depth = getattr(_serving, "depth", 0)
     _serving.depth = depth + 1
+    token = _SERVED.set(call) if call is not None else None
     try:
         yield
     finally:
         _serving.depth = depth
+        if token is not None:
+            # a response stream closed from another context: nothing to undo there
+            with contextlib.suppress(ValueError):
+                _SERVED.reset(token)
+
+
+def served_call() -> ServerCall | None:
+    """The server call whose handler is running the code that asks, if any."""
+    return _SERVED.get()
+
+
+def serve_in_task(call: ServerCall) -> None:
+    """Link the calls the running asyncio handler task makes to ``call`` (the task's context is
+    its own, so nothing needs undoing)."""
+    _SERVED.set(call)
 
 
 def is_serving() -> bool:

@@ -293,7 +293,7 @@ class GrpcTestServer(ServerBase):
             call, state, argument = self._start(full, argument, context)
             flow = self._unary_flow(full, call, state)
             try:
-                with serving():
+                with serving(call):
                     [response] = self._run(
                         flow, state, context, lambda: behaviour(argument, context), stream=False
                     )
@@ -313,7 +313,7 @@ class GrpcTestServer(ServerBase):
             flow = self._stream_flow(full, call, state)
             try:
                 # The generator runs on this one worker thread, so the mark holds across yields.
-                with serving():
+                with serving(call):
                     yield from self._run(
                         flow, state, context, lambda: behaviour(argument, context), stream=True
                     )

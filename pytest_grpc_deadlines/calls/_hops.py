@@ -1,0 +1,149 @@
+"""Hops: a call that a handler of one of the plugin's servers made while serving another, judged
+on whether it passed the deadline on.
+
+Python's grpc does not propagate deadlines: a handler that calls another service must give the
+call a timeout itself, no later than its own deadline (``context.time_remaining()``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from .._checks import shown
+from .._errors import OverrideError
+
+if TYPE_CHECKING:
+    from ..servers._records import ServerCall
+    from ._client import ClientCall
+
+__all__ = [
+    "HOP_SHARE",
+    "HOP_SLACK",
+    "PROBLEMS",
+    "Hop",
+    "HopVerdict",
+    "hop_verdict",
+    "hops_of",
+    "parse_propagation_ini",
+    "parse_propagation_marker",
+    "propagation_audit",
+]
+
+#: "propagated": the child's deadline is no later than the parent's; "no deadline": the parent
+#: had one and the child has none; "over budget": the child's deadline ends after the parent's;
+#: "parent had none": nothing to pass on (reported, never a failure).
+HopVerdict = Literal["propagated", "no deadline", "over budget", "parent had none"]
+#: the verdicts that fail a test under ``grpc_require_propagation``
+PROBLEMS: frozenset[str] = frozenset({"no deadline", "over budget"})
+#: "off", "fail" or "warn", as ini ``grpc_require_propagation`` and its marker set it
+Mode = Literal["off", "fail", "warn"]
+
+#: A child deadline past the parent's by at most this many seconds, or this share of the time
+#: the parent had left (whichever is larger), still counts as passed on: the handler reads
+#: ``time_remaining()`` a moment before the child call starts, and the server's view of its own
+#: deadline already includes grpc's rounding of the header (up to about 1%).
+HOP_SLACK = 0.01
+HOP_SHARE = 0.01
+
+
+@dataclass(frozen=True)
+class Hop:
+    """``child``, a call made by the handler of ``parent``; ``time_left`` is the time the
+    parent's deadline had left when the child started (None: the parent had none)."""
+
+    child: ClientCall
+    parent: ServerCall
+    verdict: HopVerdict
+
+    @property
+    def time_left(self) -> float | None:
+        return self.child.parent_time_left
+
+    def __repr__(self) -> str:
+        left = "none" if self.time_left is None else f"{self.time_left:.3f}s"
+        timeout = "none" if self.child.timeout is None else f"{self.child.timeout:g}s"
+        return (
+            f"Hop({self.parent.method} -> {self.child.method}, {self.verdict!r}, "
+            f"parent had {left} left, child timeout {timeout}, at {self.child.site})"
+        )
+
+
+def hop_verdict(child: ClientCall) -> HopVerdict | None:
+    """The verdict on a call a handler made (None: not made by a handler of the plugin's)."""
+    if child.parent is None:
+        return None
+    left = child.parent_time_left
+    if left is None:
+        return "parent had none"
+    if child.timeout is None:
+        return "no deadline"
+    if child.timeout > left + max(HOP_SLACK, HOP_SHARE * max(left, 0.0)):
+        return "over budget"
+    return "propagated"
+
+
+def hops_of(calls: Iterable[ClientCall]) -> list[Hop]:
+    """The hops among ``calls``, in call order."""
+    out: list[Hop] = []
+    for call in calls:
+        verdict = hop_verdict(call)
+        if verdict is not None and call.parent is not None:
+            out.append(Hop(call, call.parent, verdict))
+    return out
+
+
+def parse_propagation_ini(text: str) -> Mode:
+    """From ini ``grpc_require_propagation``: true, warn or false."""
+    modes: Mapping[str, Mode] = {"true": "fail", "false": "off", "warn": "warn", "": "off"}
+    mode = modes.get(text.strip().lower())
+    if mode is None:
+        raise OverrideError(
+            f"ini grpc_require_propagation: {text!r} is not accepted; use true, warn or false"
+        )
+    return mode
+
+
+def parse_propagation_marker(
+    base: Mode, args: Sequence[object], kwargs: Mapping[str, object], where: str
+) -> Mode:
+    """Apply ``@pytest.mark.grpc_require_propagation(enabled=True, /)``."""
+    prefix = f"@pytest.mark.grpc_require_propagation {where}"
+    if kwargs:
+        raise OverrideError(
+            f"{prefix}: unknown keyword {sorted(kwargs)[0]!r}; accepted: enabled (positional)"
+        )
+    if len(args) > 1:
+        raise OverrideError(f"{prefix}: takes at most one positional argument (enabled), got {len(args)}")
+    enabled = args[0] if args else True
+    if not isinstance(enabled, bool):
+        raise OverrideError(f"{prefix}: enabled={shown(enabled)} is not accepted; use True or False")
+    return "fail" if enabled else "off"
+
+
+def _problem(hop: Hop) -> str:
+    left = hop.time_left if hop.time_left is not None else 0.0
+    if hop.child.timeout is None:
+        sent = "no deadline"
+    else:
+        sent = f"a {hop.child.timeout:g} s deadline, {hop.child.timeout - left:.3f} s past the parent's"
+    return (
+        f"{hop.child.method} to {hop.child.target}, made while serving {hop.parent.method} with "
+        f"{left:.3f} s left, sent {sent}, at {hop.child.site}"
+    )
+
+
+def propagation_audit(calls: Iterable[ClientCall], test: str) -> tuple[str, str] | None:
+    """The message for a test whose servers' handlers did not pass a deadline on, and the site
+    of the first such call (None when every hop passed it on)."""
+    bad = [hop for hop in hops_of(calls) if hop.verdict in PROBLEMS]
+    if not bad:
+        return None
+    lines = "\n".join(f"  {_problem(hop)}" for hop in bad)
+    message = (
+        f"grpc_require_propagation: {test} made {len(bad)} call(s) while serving a call without "
+        f"passing its deadline on:\n{lines}\nGive each call a timeout of at most the handler's "
+        "context.time_remaining()."
+    )
+    return message, bad[0].child.site
