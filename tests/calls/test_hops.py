@@ -69,7 +69,7 @@ class Forwarding:
 
 
 def _add(servicer: Forwarding, server: Any) -> None:
-    handler = grpc.unary_unary_rpc_method_handler(servicer.Say)
+    handler: grpc.RpcMethodHandler[Any, Any] = grpc.unary_unary_rpc_method_handler(servicer.Say)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Say": handler}),))
 
 
