@@ -28,6 +28,19 @@ if TYPE_CHECKING:
 __all__ = ["CALL_ID_HEADER", "RECORDER", "Recorder"]
 
 _ids = itertools.count(1)
+#: this process's id in pairing headers (a forked child gets its own)
+_PID = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
+#: the record class, loaded with grpc rather than with the plugin
+_CLIENT_CALL: type[ClientCall] | None = None
+
+
+def _client_call() -> type[ClientCall]:
+    global _CLIENT_CALL
+    from ._client import ClientCall
+
+    _CLIENT_CALL = ClientCall
+    return ClientCall
 
 
 @dataclass
@@ -82,22 +95,24 @@ class Recorder:
 
     def new_call(self, method: str, target: str, aio: bool) -> ClientCall:
         """A record for a call starting now on this thread (not yet added)."""
-        from ._client import ClientCall  # loaded with grpc, not with the plugin
-
-        test, background = self.owner()
-        call = ClientCall(
+        thread = threading.current_thread()
+        frame = self._frames[-1]
+        test, background = frame.test, False
+        if test is not None and thread in frame.older and not is_serving():
+            test, background = None, True
+        call = (_CLIENT_CALL or _client_call())(
             method=method,
             target=target,
             timeout=None,
             site="",
             test=test,
             aio=aio,
-            thread=threading.current_thread().name,
+            thread=thread.name,
             background=background,
             _recorder=self,
         )
         if serves(target):
-            call.call_id = f"{os.getpid()}-{next(_ids)}"
+            call.call_id = f"{_PID[0]}-{next(_ids)}"
         parent = served_call()
         if parent is not None:  # made while a handler of one of the plugin's servers runs
             call.parent = parent
