@@ -40,6 +40,8 @@ JSON_KEYS = {
     "violations",
     "near_misses",
     "background",
+    "hops",
+    "hop_problems",
 }
 
 
@@ -316,6 +318,8 @@ def test_json_holds_the_same_data(pytester: pytest.Pytester) -> None:
         "violations": [],
         "near_misses": [],
         "background": [],
+        "hops": {},
+        "hop_problems": [],
     }
 
 
