@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from .._checks import shown
-from .._errors import OverrideError
+from .._errors import CascadeError, OverrideError
 
 if TYPE_CHECKING:
+    from ..cascade._cascade import Cascade, Resolved
     from ..servers._records import ServerCall
     from ._client import ClientCall
 
@@ -24,6 +25,7 @@ __all__ = [
     "PROBLEMS",
     "Hop",
     "HopVerdict",
+    "cascade_finding",
     "hop_verdict",
     "hops_of",
     "parse_propagation_ini",
@@ -134,16 +136,70 @@ def _problem(hop: Hop) -> str:
     )
 
 
-def propagation_audit(calls: Iterable[ClientCall], test: str) -> tuple[str, str] | None:
-    """The message for a test whose servers' handlers did not pass a deadline on, and the site
-    of the first such call (None when every hop passed it on)."""
-    bad = [hop for hop in hops_of(calls) if hop.verdict in PROBLEMS]
-    if not bad:
+def _tolerance(seconds: float) -> float:
+    return max(HOP_SLACK, HOP_SHARE * max(seconds, 0.0))
+
+
+def cascade_finding(call: ClientCall, cascade: Cascade, resolved: Resolved) -> str | None:
+    """Why ``call``'s timeout does not follow ``cascade`` (None when it does, or when no setting
+    governs its method): it must carry its setting's value or, made while serving a call with
+    less time left, that time; within 10 ms or 1%, whichever is larger."""
+    setting = cascade.setting_for(call.method)
+    if setting is None or call.internal:
         return None
-    lines = "\n".join(f"  {_problem(hop)}" for hop in bad)
-    message = (
-        f"grpc_require_propagation: {test} made {len(bad)} call(s) while serving a call without "
-        f"passing its deadline on:\n{lines}\nGive each call a timeout of at most the handler's "
-        "context.time_remaining()."
-    )
-    return message, bad[0].child.site
+    try:
+        value = resolved[setting]
+    except CascadeError:  # a bad value: the test that resolves it reports it
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    expected = float(value)
+    left = call.parent_time_left
+    sent = call.timeout
+    target = expected if left is None else min(expected, max(left, 0.0))
+    if sent is not None and abs(sent - target) <= _tolerance(target):
+        return None
+    if target < expected:
+        wanted = (
+            f"{target:.3f} s (what the served call had left; the {setting} setting is "
+            f"{expected:g} s: {resolved.source(setting)})"
+        )
+    else:
+        wanted = f"{expected:g} s (the {setting} setting: {resolved.source(setting)})"
+    shown_sent = "no deadline" if sent is None else f"{sent:g} s"
+    return f"{call.method} to {call.target} sent {shown_sent}, expected {wanted}, at {call.site}"
+
+
+def propagation_audit(
+    calls: Iterable[ClientCall],
+    test: str,
+    cascade: Cascade | None = None,
+    resolved: Resolved | None = None,
+) -> tuple[str, str] | None:
+    """The message for a test whose servers' handlers did not pass a deadline on, or whose calls'
+    timeouts do not follow ``cascade`` (resolved as ``resolved``), and the site of the first
+    such call (None when there is none)."""
+    calls = list(calls)
+    bad = [hop for hop in hops_of(calls) if hop.verdict in PROBLEMS]
+    off: list[tuple[ClientCall, str]] = []
+    if cascade is not None and resolved is not None and cascade.methods:
+        off = [(call, found) for call in calls if (found := cascade_finding(call, cascade, resolved))]
+    if not bad and not off:
+        return None
+    parts: list[str] = []
+    if bad:
+        lines = "\n".join(f"  {_problem(hop)}" for hop in bad)
+        parts.append(
+            f"grpc_require_propagation: {test} made {len(bad)} call(s) while serving a call without "
+            f"passing its deadline on:\n{lines}\nGive each call a timeout of at most the handler's "
+            "context.time_remaining()."
+        )
+    if off and cascade is not None:
+        lines = "\n".join(f"  {found}" for _, found in off)
+        parts.append(
+            f"grpc_require_propagation: {test} made {len(off)} call(s) whose timeout does not follow "
+            f"the {cascade.name} cascade:\n{lines}\nGive each call its setting's timeout, or what is "
+            "left of the served call's deadline when that is less."
+        )
+    first = bad[0].child.site if bad else off[0][0].site
+    return "\n".join(parts), first

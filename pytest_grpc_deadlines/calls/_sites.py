@@ -34,7 +34,8 @@ def _grpc_dir() -> str:
     return _dir(os.path.dirname(origin)) if origin else "\0"
 
 
-_OURS = _dir(os.path.dirname(os.path.abspath(__file__)))
+# the whole package (servers, probe, plugin), not only this subpackage
+_OURS = _dir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _GRPC = _grpc_dir()
 #: grpc's interceptor machinery: a frame it calls is an interceptor, not the call's origin.
 _INTERCEPTOR_FILES = frozenset(

@@ -10,6 +10,7 @@ Nothing here imports pytest or reads ``os.environ`` by itself.
 
 from __future__ import annotations
 
+import fnmatch
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -112,8 +113,14 @@ class Cascade:
     reader: str = ""
     checks: tuple[Check, ...] = ()
     processes: tuple[Process, ...] = ()
+    #: which setting governs the timeout of which RPC methods: ``(pattern, setting)`` pairs (or a
+    #: mapping), ``pattern`` an ``fnmatch`` pattern of ``"pkg.Service/Method"``, the first
+    #: match winning; methods no pattern matches are not governed
+    methods: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.methods, Mapping):
+            object.__setattr__(self, "methods", tuple(self.methods.items()))
         seen: set[str] = set()
         env_vars: set[str] = set()
         for setting in self.settings:
@@ -145,6 +152,24 @@ class Cascade:
         for binding in self.bindings:
             if binding.setting not in seen:
                 raise ArgumentError(f"binding {binding} names an unknown setting")
+        for entry in self.methods:
+            if not (isinstance(entry, tuple) and len(entry) == 2 and all(isinstance(x, str) for x in entry)):
+                raise ArgumentError(
+                    f"methods entry {entry!r} is not accepted; give (pattern, setting) pairs of "
+                    "strings, e.g. ('pkg.Service/Method', 'default')"
+                )
+            if entry[1] not in seen:
+                raise ArgumentError(
+                    f"methods entry {entry!r} names an unknown setting; the settings: {', '.join(seen)}"
+                )
+
+    def setting_for(self, method: str) -> str | None:
+        """The setting that governs ``method``'s timeout (``"pkg.Service/Method"``), if any."""
+        method = method.lstrip("/")
+        for pattern, setting in self.methods:
+            if fnmatch.fnmatchcase(method, pattern.lstrip("/")):
+                return setting
+        return None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -709,6 +734,42 @@ DAGSTER = Cascade(
                 "restart_interval",
                 "log_exceptions",
             ),
+        ),
+    ),
+    # Which setting each method of Dagster's API service gets from DagsterGrpcClient (1.13: the
+    # timeout its methods pass, read from Dagster's source; tox -e dagster fails when it
+    # changes). ShutdownServer (15 s), ReloadCode (the caller's) and RefreshComponentState (a
+    # constant of its own) follow no setting.
+    methods=(
+        ("api.DagsterApi/ExternalRepository", "repository"),
+        ("api.DagsterApi/StreamingExternalRepository", "repository"),
+        ("api.DagsterApi/SyncExternalScheduleExecution", "schedule"),
+        ("api.DagsterApi/ExternalScheduleExecution", "schedule"),
+        ("api.DagsterApi/SyncExternalSensorExecution", "sensor"),
+        ("api.DagsterApi/ExternalSensorExecution", "sensor"),
+        *(
+            (f"api.DagsterApi/{method}", "default")
+            for method in (
+                "CanCancelExecution",
+                "CancelExecution",
+                "ExecutionPlanSnapshot",
+                "ExternalJob",
+                "ExternalNotebookData",
+                "ExternalPartitionConfig",
+                "ExternalPartitionNames",
+                "ExternalPartitionSetExecutionParams",
+                "ExternalPartitionTags",
+                "ExternalPipelineSubsetSnapshot",
+                "GetCurrentImage",
+                "GetCurrentRuns",
+                "GetServerId",
+                "Heartbeat",
+                "ListRepositories",
+                "Ping",
+                "ReloadCodeWithState",
+                "StartRun",
+                "StreamingPing",
+            )
         ),
     ),
     # Every module of Dagster 1.13 that copies a timeout at import (tox -e dagster scans Dagster's

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
@@ -13,17 +14,20 @@ from .._errors import GrpcDeadlinesWarning, OverrideError
 from ..calls import _deferred as deferred
 from ..calls._audit import AuditPolicy, audit, exempt_method, parse_marker_policy
 from ..calls._recorder import RECORDER
+from ._markers import RESOLVED
 
 if TYPE_CHECKING:  # grpc is imported when a test first uses it, not when the plugin loads
     from ..calls._hops import Mode as PropagationMode
     from ..calls._report import SuiteReport
     from ..calls._verdicts import CallLog
+    from ..cascade._cascade import Resolved
 
 __all__ = ["FIXTURES", "MARKERS", "CallsPlugin", "grpc_calls"]
 
 _AUDITED = pytest.StashKey[int]()
 _POLICY = pytest.StashKey[AuditPolicy]()
-_PROPAGATION = pytest.StashKey["PropagationMode"]()
+_PROPAGATION: pytest.StashKey[PropagationMode] = pytest.StashKey()
+_RESOLVED_AT_CALL: pytest.StashKey[Resolved] = pytest.StashKey()
 
 #: A test that uses any of these used the plugin: the summary is printed for the run.
 MARKERS = frozenset({"grpc_timeouts", "grpc_require_deadlines", "grpc_require_propagation"})
@@ -137,8 +141,15 @@ class CallsPlugin:
             findings.append((*found, policy.mode))
         if propagation != "off":
             from ..calls._hops import propagation_audit
+            from ._state import configured_cascade
 
-            hops = propagation_audit(calls[start:], item.nodeid)
+            cascade = configured_cascade(self.config)
+            # the test's settings (with the markers and options that set them), else the
+            # environment as the call phase saw it (teardown restores the environment)
+            resolved = item.stash.get(RESOLVED, None) or item.stash.get(_RESOLVED_AT_CALL, None)
+            if resolved is None:
+                resolved = item.stash[_RESOLVED_AT_CALL] = cascade.resolve(os.environ)
+            hops = propagation_audit(calls[start:], item.nodeid, cascade, resolved)
             if hops is not None:
                 findings.append((*hops, propagation))
         failures = []
@@ -168,6 +179,8 @@ class CallsPlugin:
         RECORDER.start_test(item.nodeid)
         if _AUDITED in item.stash:
             del item.stash[_AUDITED]
+        if _RESOLVED_AT_CALL in item.stash:
+            del item.stash[_RESOLVED_AT_CALL]
         self._note_use(item)
         # A bad marker errors the test at setup, before it runs (as grpc_timeouts markers do).
         item.stash[_POLICY] = self._policy(item)

@@ -18,10 +18,11 @@ if TYPE_CHECKING:  # loaded when a test's settings are put in force, not at star
     from ..cascade._cascade import Resolved
     from ..cascade._overrides import Layer
 
-__all__ = ["_grpc_deadlines_settings", "grpc_timeouts", "pytest_runtest_call"]
+__all__ = ["RESOLVED", "_grpc_deadlines_settings", "grpc_timeouts", "pytest_runtest_call"]
 
 _MARKS = pytest.StashKey[tuple[int, ...]]()
-_RESOLVED = pytest.StashKey["Resolved"]()
+#: the test's settings as its markers, options and ini keys put them in force
+RESOLVED: pytest.StashKey[Resolved] = pytest.StashKey()
 
 
 def _marker_origin(node: Node, item: pytest.Item) -> str:
@@ -66,13 +67,13 @@ def _grpc_deadlines_settings(request: pytest.FixtureRequest) -> Iterator[None]:
     from ..cascade._environment import AppliedSettings, plan
 
     applied = AppliedSettings(plan(state.cascade, layers, os.environ))
-    item.stash[_RESOLVED] = applied.apply()
+    item.stash[RESOLVED] = applied.apply()
     try:
         for notice in applied.notices:
             warnings.warn(GrpcDeadlinesWarning(notice), stacklevel=1)
     except GrpcDeadlinesWarning as exc:  # the run's warning filters make it an error
         applied.restore()
-        del item.stash[_RESOLVED]
+        del item.stash[RESOLVED]
         raise pytest.fail.Exception(f"GrpcDeadlinesWarning: {exc}", pytrace=False) from None
     try:
         yield
@@ -105,7 +106,7 @@ def grpc_timeouts(request: pytest.FixtureRequest) -> Resolved:
     For a test that a marker, ``--grpc-timeout`` or ini ``grpc_timeouts`` touches, these are the
     values it runs with (sources name the marker or option); otherwise the current environment.
     """
-    resolved: Resolved | None = request.node.stash.get(_RESOLVED, None)
+    resolved: Resolved | None = request.node.stash.get(RESOLVED, None)
     if resolved is not None:
         return resolved
     return request.config.stash[STATE].cascade.resolve(os.environ)

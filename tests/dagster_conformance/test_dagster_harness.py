@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_grpc_deadlines import Resolved
+from pytest_grpc_deadlines import DAGSTER, CallLog, Resolved
+from pytest_grpc_deadlines.calls._hops import cascade_finding
 from pytest_grpc_deadlines.dagster import DagsterCodeServer, DagsterProxy
 
 client_module = pytest.importorskip("dagster._grpc.client")
@@ -160,3 +161,106 @@ def test_the_real_code_server_start_fails_the_same_schedule_at_the_proxy_hop(
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+@pytest.mark.grpc_timeouts(default=2, schedule=10)
+def test_the_proxy_schedule_hop_is_linked_and_does_not_follow_the_cascade(
+    grpc_dagster_proxy: DagsterProxy, grpc_calls: CallLog
+) -> None:
+    """The proxy's forward is a hop of the client's schedule call: within its budget (2 s of
+    10), but not what the cascade's schedule setting asks for."""
+    client = grpc_dagster_proxy.client()
+    client.external_schedule_execution(grpc_dagster_proxy.schedule_args("every_minute"))
+    [hop] = grpc_calls.hops()
+    assert (hop.parent.method, hop.child.method, hop.verdict) == (SCHEDULE, SCHEDULE, "propagated")
+    assert hop.child.timeout == 2
+    assert hop.child.site.endswith(("proxy_server.py", "client.py"), 0, hop.child.site.rindex(":"))
+    resolved = DAGSTER.resolve(os.environ)
+    found = cascade_finding(hop.child, DAGSTER, resolved)
+    assert found is not None
+    assert f"{SCHEDULE} to " in found
+    assert "sent 2 s, expected " in found
+    assert "the schedule setting" in found
+
+
+def test_the_marker_fails_the_proxy_schedule_hop(pytester: pytest.Pytester) -> None:
+    pytester.syspathinsert(ROOT)
+    pytester.makepyfile(
+        test_proxy=f"""
+        import pytest
+
+        @pytest.fixture
+        def grpc_dagster_definitions():
+            return "{DEFS}"
+
+        @pytest.mark.grpc_require_propagation
+        @pytest.mark.grpc_timeouts(default=2, schedule=10)
+        def test_schedule_through_the_proxy(grpc_dagster_proxy):
+            client = grpc_dagster_proxy.client()
+            client.external_schedule_execution(grpc_dagster_proxy.schedule_args("every_minute"))
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:asyncio")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_schedule_through_the_proxy made 1 call(s) whose timeout does not follow the "
+            "dagster cascade:",
+            f"  {SCHEDULE} to * sent 2 s, expected *the schedule setting*"
+            "DAGSTER_SCHEDULE_GRPC_TIMEOUT_SECONDS='10' (marker on test_schedule_through_the_proxy)*",
+        ]
+    )
+
+
+def _client_methods() -> dict[str, str]:
+    """Each API method DagsterGrpcClient calls, and the timeout expression it passes, read from
+    Dagster's own source."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(client_module))
+    out: dict[str, str] = {}
+    queries = ("_query", "_streaming_query", "_gen_query", "_gen_streaming_query")
+    for cls in tree.body:
+        if not (isinstance(cls, ast.ClassDef) and cls.name == "DagsterGrpcClient"):
+            continue
+        for fn in cls.body:
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            defaults = {
+                arg.arg: ast.unparse(default)
+                for arg, default in zip(fn.args.args[::-1], fn.args.defaults[::-1], strict=False)
+            }
+            for node in ast.walk(fn):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in queries
+                    and node.args
+                    and isinstance(node.args[0], ast.Constant)
+                ):
+                    given = [ast.unparse(k.value) for k in node.keywords if k.arg == "timeout"]
+                    timeout = given[0] if given else "DEFAULT_GRPC_TIMEOUT"  # _query's own default
+                    out[str(node.args[0].value)] = defaults.get(timeout, timeout)
+    return out
+
+
+def test_the_method_map_is_what_dagsters_client_passes() -> None:
+    """A guard: DAGSTER.methods against DagsterGrpcClient's source. Default timeouts map to
+    "default", the repository constant to "repository", schedule and sensor calls (whose
+    timeout comes from their args, defaulting to the setting) to theirs; anything else maps to
+    no setting."""
+    constants = {
+        "DEFAULT_GRPC_TIMEOUT": "default",
+        "DEFAULT_REPOSITORY_GRPC_TIMEOUT": "repository",
+    }
+    expected: dict[str, str | None] = {}
+    for method, timeout in _client_methods().items():
+        if "Schedule" in method:
+            expected[method] = "schedule"
+        elif "Sensor" in method:
+            expected[method] = "sensor"
+        else:
+            expected[method] = constants.get(timeout)
+    actual = {method: DAGSTER.setting_for(f"api.DagsterApi/{method}") for method in expected}
+    assert actual == expected

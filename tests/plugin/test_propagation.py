@@ -10,6 +10,8 @@ import pytest
 _INNER = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:rerunfailures", "-p", "no:asyncio")
 
 GATEWAY = """
+import os
+
 import grpc
 import pytest
 from pytest_grpc_deadlines.probe import ProbeRequest, ProbeServicer, ProbeStub, add_ProbeServicer_to_server
@@ -24,6 +26,11 @@ class Gateway:
             stub = ProbeStub(channel)
             if self.how == "none":
                 stub.Unary(ProbeRequest())  # the forwarded call
+            elif self.how == "two":
+                stub.Unary(ProbeRequest(), timeout=2)  # a constant
+            elif self.how == "setting":
+                setting = float(os.environ["GW_PROBE_TIMEOUT"])
+                stub.Unary(ProbeRequest(), timeout=min(setting, context.time_remaining()))
             else:
                 stub.Unary(ProbeRequest(), timeout=context.time_remaining())
         return b"ok"
@@ -38,8 +45,8 @@ def gateway(factory, how):
     servicer.target = server.target
     return server
 
-def call(server):
-    return server.channel().unary_unary("/gw.Gateway/Say")(b"hi", timeout=5)
+def call(server, timeout=5):
+    return server.channel().unary_unary("/gw.Gateway/Say")(b"hi", timeout=timeout)
 """
 
 
@@ -70,7 +77,7 @@ def test_unmarked(grpc_test_server_factory):
             "*grpc_require_propagation: test_gw.py::test_dropped made 1 call(s) while serving a call "
             "without passing its deadline on:",
             "*pytest_grpc_deadlines.probe.v1.Probe/Unary to 127.0.0.1:*, made while serving "
-            "gw.Gateway/Say with *s left, sent no deadline, at test_gw.py:14",
+            "gw.Gateway/Say with *s left, sent no deadline, at test_gw.py:16",
             "*Give each call a timeout of at most the handler's context.time_remaining().",
         ]
     )
@@ -114,7 +121,7 @@ def test_both(grpc_test_server_factory):
         [
             "hops not passing the deadline on (2 calls made while serving a call: no deadline 1, "
             "propagated 1): 1",
-            "  test_gw.py::test_both: pytest_grpc_deadlines.probe.v1.Probe/Unary at test_gw.py:14 "
+            "  test_gw.py::test_both: pytest_grpc_deadlines.probe.v1.Probe/Unary at test_gw.py:16 "
             "(serving gw.Gateway/Say with *s left; sent no deadline)",
         ]
     )
@@ -141,3 +148,45 @@ def test_a_run_without_hops_prints_no_hop_line(pytester: pytest.Pytester) -> Non
     result = pytester.runpytest(*_INNER)
     result.assert_outcomes(passed=1)
     assert "hops not passing" not in result.stdout.str()
+
+
+CASCADE = """
+from pytest_grpc_deadlines import Cascade, Setting
+
+CASCADE = Cascade(
+    name="gw",
+    settings=(Setting("default", "GW_TIMEOUT", 2), Setting("probe", "GW_PROBE_TIMEOUT", 10)),
+    methods={"pytest_grpc_deadlines.probe.v1.Probe/*": "probe"},
+)
+"""
+
+
+def test_a_call_that_does_not_follow_the_cascade_is_flagged(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(gw_cascade=CASCADE)
+    pytester.syspathinsert()
+    pytester.makeini("[pytest]\ngrpc_deadlines_cascade = gw_cascade:CASCADE\n")
+    _module(
+        pytester,
+        """
+@pytest.mark.grpc_require_propagation
+@pytest.mark.grpc_timeouts(probe=10)
+@pytest.mark.parametrize("how", ["two", "setting"])
+def test_forward(grpc_test_server_factory, how):
+    call(gateway(grpc_test_server_factory, how), timeout=30)
+
+@pytest.mark.grpc_require_propagation
+@pytest.mark.grpc_timeouts(probe=10)
+def test_less_left_than_the_setting(grpc_test_server_factory):
+    call(gateway(grpc_test_server_factory, "setting"), timeout=3)
+""",
+    )
+    result = pytester.runpytest(*_INNER)
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*grpc_require_propagation: test_gw.py::test_forward[[]two[]] made 1 call(s) whose timeout "
+            "does not follow the gw cascade:",
+            "  pytest_grpc_deadlines.probe.v1.Probe/Unary to 127.0.0.1:* sent 2 s, expected 10 s (the "
+            "probe setting: GW_PROBE_TIMEOUT='10' (marker on test_forward[[]two[]]))*, at test_gw.py:18",
+        ]
+    )
