@@ -19,7 +19,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from pytest_grpc_deadlines import DAGSTER, FakeServer, GrpcTestServer
+from pytest_grpc_deadlines import DAGSTER, Cascade, FakeServer, GrpcTestServer, Setting
 from pytest_grpc_deadlines.cascade import _explain as explain
 from pytest_grpc_deadlines.probe import PROBE_SERVICE, PROBE_SERVICE_NAME, ProbeRequest, ProbeServicer
 
@@ -290,6 +290,10 @@ SCENARIOS: dict[str, Scenario] = {
         "explain", exit_code=2, DAGSTER_GRPC_SHUTDOWN_GRACE_PERIOD="100000000000"
     ),
     "explain --process webserver": explained("explain", "--process", "webserver", exit_code=4),
+    # a cascade's own definition
+    "Cascade(methods={'shop.*': 'nope'})": raises(
+        lambda: Cascade("shop", (Setting("rpc", "SHOP_RPC_TIMEOUT_SECONDS", 10),), methods={"shop.*": "nope"})
+    ),
     # extras
     "import pytest_grpc_deadlines.strategies (no Hypothesis)": without(
         "hypothesis", "pytest_grpc_deadlines.strategies"

@@ -182,7 +182,7 @@ def propagation_audit(
     calls = list(calls)
     bad = [hop for hop in hops_of(calls) if hop.verdict in PROBLEMS]
     off: list[tuple[ClientCall, str]] = []
-    if cascade is not None and resolved is not None and cascade.methods:
+    if cascade is not None and resolved is not None and cascade.method_settings:
         off = [(call, found) for call in calls if (found := cascade_finding(call, cascade, resolved))]
     if not bad and not off:
         return None

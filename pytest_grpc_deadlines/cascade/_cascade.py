@@ -116,7 +116,7 @@ class Cascade:
     #: which setting governs the timeout of which RPC methods: ``(pattern, setting)`` pairs (or a
     #: mapping), ``pattern`` an ``fnmatch`` pattern of ``"pkg.Service/Method"``, the first
     #: match winning; methods no pattern matches are not governed
-    methods: tuple[tuple[str, str], ...] = ()
+    methods: Mapping[str, str] | tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.methods, Mapping):
@@ -152,7 +152,7 @@ class Cascade:
         for binding in self.bindings:
             if binding.setting not in seen:
                 raise ArgumentError(f"binding {binding} names an unknown setting")
-        for entry in self.methods:
+        for entry in self.method_settings:
             if not (isinstance(entry, tuple) and len(entry) == 2 and all(isinstance(x, str) for x in entry)):
                 raise ArgumentError(
                     f"methods entry {entry!r} is not accepted; give (pattern, setting) pairs of "
@@ -163,10 +163,16 @@ class Cascade:
                     f"methods entry {entry!r} names an unknown setting; the settings: {', '.join(seen)}"
                 )
 
+    @property
+    def method_settings(self) -> tuple[tuple[str, str], ...]:
+        """``methods`` as ``(pattern, setting)`` pairs, in order."""
+        methods = self.methods
+        return tuple(methods.items()) if isinstance(methods, Mapping) else methods
+
     def setting_for(self, method: str) -> str | None:
         """The setting that governs ``method``'s timeout (``"pkg.Service/Method"``), if any."""
         method = method.lstrip("/")
-        for pattern, setting in self.methods:
+        for pattern, setting in self.method_settings:
             if fnmatch.fnmatchcase(method, pattern.lstrip("/")):
                 return setting
         return None
