@@ -54,6 +54,9 @@ class Forwarding:
                 stub.Unary(ProbeRequest(), timeout=left + 30)
             elif self.how == "future":
                 stub.Unary.future(ProbeRequest(), timeout=left).result()
+            elif self.how == "interceptor":  # the timeout an interceptor sets is the one sent
+                intercepted = grpc.intercept_channel(channel, _Timeout(left))
+                ProbeStub(intercepted).Unary(ProbeRequest())
             else:
                 call = lambda: stub.Unary(ProbeRequest(), timeout=left)  # noqa: E731
                 target = contextvars.copy_context().run if self.how == "copied thread" else None
@@ -66,6 +69,16 @@ class Forwarding:
 
     def Chorus(self, request: bytes, context: Any) -> Iterator[bytes]:
         yield b""
+
+
+class _Timeout(grpc.UnaryUnaryClientInterceptor):
+    """Sets every call's timeout, as a library's interceptor does."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(details._replace(timeout=self._seconds), request)
 
 
 def _add(servicer: Forwarding, server: Any) -> None:
@@ -92,6 +105,7 @@ def _forwarder(factory: ServerFactory, how: str, target: str | None = None) -> G
         ("none", "no deadline"),
         ("over", "over budget"),
         ("future", "propagated"),
+        ("interceptor", "propagated"),
         ("copied thread", "propagated"),
     ],
 )
