@@ -26,7 +26,7 @@ class _Attempts(Protocol):
 TimeoutSource = Literal["call", "interceptor", "service config"]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class ClientCall:
     """One RPC as the client made it. ``timeout`` is the deadline grpc sent, in seconds (None:
     no deadline) and ``timeout_source`` who set it; ``code`` is None while the call runs;

@@ -17,7 +17,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 
@@ -225,11 +225,10 @@ def watch_sync(record: ClientCall, call: Any) -> None:
 # --- asyncio ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Pending:
+class Pending(NamedTuple):
     """What an aio multicallable saw of a call before grpc ran the channel's interceptors (on a
     task of their own, where the caller's frames are gone): the channel, the caller's line and
-    the timeout the caller gave."""
+    the timeout the caller gave. A tuple: made on every aio call."""
 
     info: ChannelInfo
     site: CallSite

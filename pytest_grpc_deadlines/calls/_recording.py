@@ -24,18 +24,18 @@ import threading
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import grpc
 import wrapt
 
 from . import _hooks as hooks
 from ._client import ClientCall, TimeoutSource
 from ._hooks import PENDING, ChannelInfo, Pending
-from ._recorder import RECORDER
+from ._recorder import CALL_ID_HEADER, RECORDER
 from ._sites import call_site
 
-if TYPE_CHECKING:
-    import grpc
+_OK = grpc.StatusCode.OK
 
 #: A grpc method or function that a wrapper wraps.
 Wrapped = Callable[..., Any]
@@ -186,9 +186,7 @@ def _sync_call(name: str, streaming: bool) -> Callable[[_Patch], Callable[..., A
                 call = result[1]
                 record.finish(call.code(), call.details())
             else:
-                import grpc
-
-                record.finish(grpc.StatusCode.OK, None)
+                record.finish(_OK, None)
             return result
 
         return wrapper
@@ -228,9 +226,12 @@ def _aio_call(patch: _Patch) -> Callable[..., Any]:
         record = hooks.new_record(pending.info, args[_METHOD_AT], pending.site, timeout, True, source)
         if record.call_id is not None:
             metadata = args[_AIO_METADATA_AT]
-            pairs = hooks.with_header(metadata, record.call_id)
-            # a copy: the Metadata may be the caller's own object, reused across calls
-            metadata = type(metadata)(*pairs) if hasattr(metadata, "add") else pairs
+            header = (CALL_ID_HEADER, record.call_id)
+            if hasattr(metadata, "add"):
+                # a copy: the Metadata may be the caller's own object, reused across calls
+                metadata = type(metadata)(*metadata, header) if metadata else type(metadata)(header)
+            else:
+                metadata = (*tuple(metadata or ()), header)
             args = (*args[:_AIO_METADATA_AT], metadata, *args[_AIO_METADATA_AT + 1 :])
         RECORDER.add(record)
         try:
@@ -317,8 +318,6 @@ def installed() -> bool:
 
 def raw_insecure_channel(target: str, options: Sequence[tuple[str, Any]] | None = None) -> grpc.Channel:
     """A sync channel whose calls are not recorded (for measuring what recording costs)."""
-    import grpc
-
     _unrecorded.on = True
     try:
         return grpc.insecure_channel(target, options=options)
