@@ -7,7 +7,7 @@ PASS/MISS against the target. These are benchmarks, not test assertions: the exi
 whatever the figures.
 
 Variants, per kind of call (blocking unary, ``.future()`` unary, a server stream of 10 messages;
-then ``grpc.aio`` unary and server stream against an ``AioGrpcTestServer``, ``on`` and ``off``):
+then ``grpc.aio`` unary and server stream against an ``AioGrpcTestServer``):
 
 - ``on``: ``recording.install()`` then ``grpc.insecure_channel(target)``: grpc's own channel,
   whose calls are recorded and carry the pairing header (so the server also pairs the call);
@@ -179,21 +179,28 @@ async def _bench_aio(n: int) -> list[Row]:
     on = grpc.aio.insecure_channel(server.target)
     with _raw("off"):
         off = grpc.aio.insecure_channel(server.target)
-    stubs = {"on": ProbeAioStub(on), "off": ProbeAioStub(off)}
+    stubs = {"on": ProbeAioStub(on), "off": ProbeAioStub(off), "off+header": ProbeAioStub(off)}
     unary, stream = ProbeRequest(), ProbeRequest(responses=10)
+    ids = itertools.count(1)
+
+    def header(stub: ProbeAioStub) -> tuple[tuple[str, str], ...] | None:
+        if stub is not stubs["off+header"]:
+            return None
+        return ((CALL_ID_HEADER, f"bench-aio-{next(ids)}"),)
 
     async def call_unary(stub: ProbeAioStub) -> None:
-        await stub.Unary(unary, timeout=TIMEOUT)
+        await stub.Unary(unary, timeout=TIMEOUT, metadata=header(stub))
 
     async def call_stream(stub: ProbeAioStub) -> None:
-        count = len([m async for m in stub.ServerStream(stream, timeout=TIMEOUT)])
+        messages = stub.ServerStream(stream, timeout=TIMEOUT, metadata=header(stub))
+        count = len([m async for m in messages])
         if count != 10:
             raise RuntimeError(f"the stream gave {count} messages, not 10")
 
     rows: list[Row] = []
     try:
         for kind, call in (("aio unary", call_unary), ("aio server stream x10", call_stream)):
-            samples: dict[str, Samples] = {"on": [], "off": []}
+            samples: dict[str, Samples] = {"on": [], "off": [], "off+header": []}
             for v in samples:
                 with _raw(v):
                     for _ in range(WARM_UP):
@@ -202,13 +209,15 @@ async def _bench_aio(n: int) -> list[Row]:
                 if start % CHUNK == 0:
                     server.reset()  # drop records, untimed
                     RECORDER.start_test(None)
-                for v in ("on", "off") if block % 2 == 0 else ("off", "on"):
+                k = block % len(VARIANTS)
+                for v in VARIANTS[k:] + VARIANTS[:k]:  # rotate the order to cancel drift
                     with _raw(v), _no_gc():
                         for _ in range(min(BLOCK, n - start)):
                             t0 = time.perf_counter_ns()
                             await call(stubs[v])
                             samples[v].append(time.perf_counter_ns() - t0)
             rows.append(Row(f"{kind}: recorded vs unrecorded", samples["on"], samples["off"], TARGET))
+            rows.append(Row(f"{kind}: recorded vs unrecorded + header", samples["on"], samples["off+header"]))
     finally:
         await on.close()
         await off.close()
