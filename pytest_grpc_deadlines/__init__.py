@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from .servers._records import ServerCall
     from .servers._sync import Gate, GrpcTestServer
     from .strategies import assert_cascade_conforms
+    from .wire import WireGate, WireProxy
 
 __version__ = "0.1.0"
 
@@ -88,6 +89,8 @@ __all__ = [
     "Violation",
     "WaitTimeoutError",
     "WholeNumber",
+    "WireGate",
+    "WireProxy",
     "__version__",
     "assert_cascade_conforms",
     "check",
@@ -110,6 +113,8 @@ _LAZY = {
     "check": "cascade._invariants",
     "Violation": "cascade._invariants",
     "jitter": "servers._behaviour",
+    "WireProxy": "wire",
+    "WireGate": "wire",
 }
 
 

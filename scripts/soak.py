@@ -50,6 +50,8 @@ TIMING_SENSITIVE: tuple[str, ...] = (
     "tests/calls/test_interceptors.py",
     "tests/calls/test_pairs.py",
     "tests/calls/test_retries.py",
+    "tests/calls/test_hops.py",
+    "tests/wire",
     "tests/calls/test_attribution.py",
     "tests/calls/test_transparency.py",
     "tests/calls/test_install.py",

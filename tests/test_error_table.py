@@ -19,7 +19,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from pytest_grpc_deadlines import DAGSTER, Cascade, FakeServer, GrpcTestServer, Setting
+from pytest_grpc_deadlines import DAGSTER, Cascade, FakeServer, GrpcTestServer, Setting, WireProxy
 from pytest_grpc_deadlines.cascade import _explain as explain
 from pytest_grpc_deadlines.probe import PROBE_SERVICE, PROBE_SERVICE_NAME, ProbeRequest, ProbeServicer
 
@@ -293,6 +293,11 @@ SCENARIOS: dict[str, Scenario] = {
     # a cascade's own definition
     "Cascade(methods={'shop.*': 'nope'})": raises(
         lambda: Cascade("shop", (Setting("rpc", "SHOP_RPC_TIMEOUT_SECONDS", 10),), methods={"shop.*": "nope"})
+    ),
+    # the wire proxy
+    "WireProxy('unix:/tmp/s.sock')": raises(lambda: WireProxy("unix:/tmp/s.sock")),
+    "proxy.latency(1, direction='sideways')": raises(
+        on_server(lambda s: WireProxy(s.target).latency(1, direction="sideways"))  # type: ignore[arg-type]
     ),
     # extras
     "import pytest_grpc_deadlines.strategies (no Hypothesis)": without(

@@ -49,6 +49,8 @@ PUBLIC = {
     "Violation",
     "WaitTimeoutError",
     "WholeNumber",
+    "WireGate",
+    "WireProxy",
     "__version__",
     "assert_cascade_conforms",
     "check",
@@ -78,8 +80,8 @@ def test_assert_cascade_conforms_is_the_strategies_one() -> None:
 
 
 #: Modules whose names are public: the package, its documented submodules, the plugin's entry
-#: point, and the layer packages (``cascade`` re-exports the model; ``servers`` and ``calls``
-#: export nothing of their own). Every other module is private: its name starts with "_".
+#: point, and the layer packages (``cascade`` and ``wire`` re-export their names; ``servers`` and
+#: ``calls`` export nothing of their own). Every other module is private: its name starts with "_".
 PUBLIC_MODULES = {
     "pytest_grpc_deadlines",
     "pytest_grpc_deadlines.probe",
@@ -89,6 +91,7 @@ PUBLIC_MODULES = {
     "pytest_grpc_deadlines.cascade",
     "pytest_grpc_deadlines.servers",
     "pytest_grpc_deadlines.calls",
+    "pytest_grpc_deadlines.wire",
 }
 
 

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "pytest_grpc_deadlines"
 PLUGIN = PACKAGE / "plugin"
 #: The modules whose fixtures the plugin registers (``pytest_grpc_deadlines.plugin`` itself, and
 #: the modules its ``pytest_configure`` registers).
-FIXTURE_MODULES = ("_markers.py", "_calls.py", "_servers.py", "_aio_servers.py", "_fake.py")
+FIXTURE_MODULES = ("_markers.py", "_calls.py", "_servers.py", "_aio_servers.py", "_fake.py", "_wire.py")
 #: The module whose ``pytest_configure`` registers the markers.
 CONFIG_MODULE = "_config.py"
 #: The order fixtures are listed in; any other fixture follows, in module order.
@@ -30,6 +30,8 @@ FIXTURE_ORDER = (
     "grpc_calls",
     "grpc_fake_servicers",
     "grpc_fake_server",
+    "grpc_wire_proxy",
+    "grpc_wire_proxy_factory",
 )
 
 

@@ -58,6 +58,15 @@ class ClientCall:
     _recorder: _Attempts | None = field(default=None, repr=False)
 
     @property
+    def wire_faults(self) -> tuple[str, ...]:
+        """The faults a wire proxy in front of this call's target had in force while it ran
+        (``"latency down 0.2 s"``, ``"hold down"``, ...); () without a proxy there."""
+        from ..wire import faults_during
+
+        end = None if self.elapsed is None else self.started + self.elapsed
+        return faults_during(self.target, self.started, end)
+
+    @property
     def attempts(self) -> tuple[ServerCall, ...]:
         """The test server's record of each attempt of this call (grpc's retry policy makes
         more than one), in arrival order; empty for a call no plugin server saw."""

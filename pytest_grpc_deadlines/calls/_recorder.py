@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -33,6 +34,16 @@ _PID = [os.getpid()]
 os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 #: the record class, loaded with grpc rather than with the plugin
 _CLIENT_CALL: type[ClientCall] | None = None
+
+
+def _proxied(target: str) -> bool:
+    """Whether ``target`` is a wire proxy in front of one of the plugin's servers (whose records
+    then pair with the call, as for a direct one)."""
+    wire = sys.modules.get("pytest_grpc_deadlines.wire._proxy")
+    if wire is None:  # no proxy was ever made: nothing to look up
+        return False
+    upstream = wire.upstream_of(target)
+    return upstream is not None and serves(upstream)
 
 
 def _client_call() -> type[ClientCall]:
@@ -111,7 +122,7 @@ class Recorder:
             background=background,
             _recorder=self,
         )
-        if serves(target):
+        if serves(target) or _proxied(target):
             call.call_id = f"{_PID[0]}-{next(_ids)}"
         parent = served_call()
         if parent is not None:  # made while a handler of one of the plugin's servers runs

@@ -9,7 +9,7 @@ JSON schema (``--grpc-deadlines-json PATH``), version 2::
       "calls": int,                           # client calls recorded in tests
       "by_code": {"OK": int, "DEADLINE_EXCEEDED": int, ...},   # "UNFINISHED" for unfinished
       "no_deadline": [{"test", "method", "target", "site", "library_site"}],
-      "disagreements": [{... as no_deadline, "client_code", "server_outcome"}],
+      "disagreements": [{... as no_deadline, "client_code", "server_outcome", "wire_faults"?}],
       "expected_disagreements": [same keys as disagreements],
       "violations": [same keys as disagreements],
       "near_misses": [{... as no_deadline, "timeout", "elapsed", "used"}],
@@ -20,8 +20,9 @@ JSON schema (``--grpc-deadlines-json PATH``), version 2::
 
 ``disagreements`` are the surprises; ``expected_disagreements`` are those on server calls the
 test itself made outlive their client (a gate, a delay after the servicer or one that ignores
-cancellation). ``background`` calls came from threads that were already running when the test
-that was running started (an earlier test's, say): they count against no test. ``used`` is
+cancellation, or a wire proxy's fault in force while the call ran: ``wire_faults`` names
+them). ``background`` calls came from threads that were already running when the test that
+was running started (an earlier test's, say): they count against no test. ``used`` is
 elapsed / timeout; near misses are calls that succeeded after using over 80% of their deadline,
 tightest first. ``hops`` counts calls that handlers of the plugin's servers made while serving
 a call, by verdict; ``hop_problems`` lists those that did not pass the deadline on ("no
@@ -137,14 +138,16 @@ class SuiteReport:
                 )
         for pair in pairs:
             if pair.verdict in ("disagreement", "violation") and pair.server is not None:
+                wire = list(pair.client.wire_faults)
                 entry = {
                     **_where(pair.client),
                     "client_code": pair.client.code.name if pair.client.code is not None else UNFINISHED,
                     "server_outcome": pair.server.outcome,
+                    **({"wire_faults": wire} if wire else {}),
                 }
                 if pair.verdict == "violation":
                     self.violations.append(entry)
-                elif pair.server.provoked:
+                elif pair.server.provoked or wire:  # the test's gates, delays or wire faults
                     self.expected_disagreements.append(entry)
                 else:
                     self.disagreements.append(entry)

@@ -43,6 +43,8 @@ FIXTURES = frozenset(
         "grpc_aio_test_server",
         "grpc_aio_test_server_factory",
         "grpc_fake_server",
+        "grpc_wire_proxy",
+        "grpc_wire_proxy_factory",
     }
 )
 #: A pairs() wait at the end of each test for handlers still running, in all: a handler

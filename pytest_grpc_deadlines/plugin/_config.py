@@ -198,10 +198,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_CALLS] = calls
     config.pluginmanager.register(calls, "grpc_deadlines.calls")
     config.stash[STATE] = State(cascade, layers)
-    from . import _fake, _servers  # _fake imports grpc_testing only when a fake server is made
+    from . import _fake, _servers, _wire  # each imports what it serves when a fixture needs it
 
     config.pluginmanager.register(_servers, "grpc_deadlines.fixtures")
     config.pluginmanager.register(_fake, "grpc_deadlines.fake")
+    config.pluginmanager.register(_wire, "grpc_deadlines.wire")
     if importlib.util.find_spec("dagster") is not None:  # the Dagster harness needs it
         from . import _dagster
 
