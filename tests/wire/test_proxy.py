@@ -3,6 +3,7 @@ and asyncio; gates, not sleeps, where order matters; records and teardown."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -104,14 +105,21 @@ def test_slicing_delivers_the_same_bytes_in_pieces(grpc_wire_proxy: WireProxy, s
     assert {"slice up", "slice down"} <= set(connection.faults)
 
 
+#: A stream the tests cut: 100 messages 10 ms apart, so that most are still to come when the test,
+#: having read a few, sets the reset. # margin: a loaded machine may stall the reader tens of
+#: ms; the reset still finds some 90 messages to cut.
+CUT = ProbeRequest(responses=100, response_bytes=200, interval_seconds=0.01)
+
+
 def test_a_reset_mid_stream_gives_unavailable(grpc_wire_proxy: WireProxy, stub: ProbeStub) -> None:
-    grpc_wire_proxy.reset_after(2000, direction="down")
     received = 0
     with pytest.raises(grpc.RpcError) as info:
-        for _ in stub.ServerStream(ProbeRequest(responses=100, response_bytes=200), timeout=WAIT):
+        for _ in stub.ServerStream(CUT, timeout=WAIT):
             received += 1
+            if received == 3:
+                grpc_wire_proxy.reset_after(1, direction="down")  # the next bytes reset
     assert info.value.code() is grpc.StatusCode.UNAVAILABLE
-    assert 0 < received < 100
+    assert 3 <= received < 100
     [connection] = grpc_wire_proxy.connections
     assert (connection.ended, "reset down" in connection.faults) == ("reset", True)
 
@@ -153,10 +161,12 @@ async def test_aio_a_held_reply_is_in_flight_when_the_deadline_passes(
         stub = ProbeAioStub(channel)
         await stub.Unary(ProbeRequest(), timeout=WAIT)
         gate = proxy.hold(direction="down")
+        call = asyncio.ensure_future(stub.Unary(ProbeRequest(), timeout=REACHES_SERVER))
+        # off the loop: the server answers on it while this waits for the answer to be held
+        assert await asyncio.to_thread(gate.wait_held, WAIT)
         with pytest.raises(grpc.RpcError) as info:
-            await stub.Unary(ProbeRequest(), timeout=REACHES_SERVER)
+            await call
         assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
-        assert gate.held >= 1
         gate.release()
     pair = grpc_calls.pairs(timeout=0)[-1]
     assert pair.client.wire_faults == ("hold down",)
@@ -171,13 +181,37 @@ async def test_aio_a_reset_mid_stream_gives_unavailable(
     async with grpc.aio.insecure_channel(proxy.target) as channel:
         stub = ProbeAioStub(channel)
         await stub.Unary(ProbeRequest(), timeout=WAIT)
-        proxy.reset_after(2000, direction="down")
         received = 0
         with pytest.raises(grpc.RpcError) as info:
-            async for _ in stub.ServerStream(ProbeRequest(responses=100, response_bytes=200), timeout=WAIT):
+            async for _ in stub.ServerStream(CUT, timeout=WAIT):
                 received += 1
+                if received == 3:
+                    proxy.reset_after(1, direction="down")
         assert info.value.code() is grpc.StatusCode.UNAVAILABLE
-        assert 0 < received < 100
+        assert 3 <= received < 100
+
+
+@pytest.mark.asyncio
+async def test_aio_latency_bandwidth_and_a_blackhole(
+    grpc_aio_test_server_factory: AioFactory, grpc_wire_proxy_factory: WireFactory
+) -> None:
+    server = await grpc_aio_test_server_factory()
+    proxy = grpc_wire_proxy_factory(server.target)
+    async with grpc.aio.insecure_channel(proxy.target) as channel:
+        stub = ProbeAioStub(channel)
+        await stub.Unary(ProbeRequest(), timeout=WAIT)
+        proxy.latency(0.1, direction="down")
+        proxy.bandwidth(200_000, direction="down")
+        started = time.monotonic()
+        await stub.Unary(ProbeRequest(response_bytes=60_000), timeout=WAIT)
+        assert time.monotonic() - started >= 0.25  # 60 kB at 200 kB/s, after a 0.1 s latency
+        proxy.clear()
+        proxy.blackhole(direction="down")
+        with pytest.raises(grpc.RpcError) as info:
+            await stub.Unary(ProbeRequest(), timeout=REACHES_SERVER)
+        assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    [connection] = proxy.connections
+    assert {"latency down", "bandwidth down", "blackhole down"} <= set(connection.faults)
 
 
 def test_close_leaves_no_thread_or_socket_with_held_chunks(grpc_test_server: GrpcTestServer) -> None:
