@@ -228,7 +228,7 @@ class SuiteReport:
             (f"near misses (OK after over {NEAR_MISS:.0%} of the deadline)", data["near_misses"], "near"),
         ]
         if data["expected_disagreements"]:  # provoked on purpose: counted, not listed
-            title = "expected disagreements (provoked by the tests' gates and delays)"
+            title = "expected disagreements (provoked by the tests' gates, delays and wire faults)"
             sections.insert(2, (title, data["expected_disagreements"], "count"))
         if self.hops:  # only runs whose servers' handlers made calls
             counts = ", ".join(f"{verdict} {count}" for verdict, count in data["hops"].items())

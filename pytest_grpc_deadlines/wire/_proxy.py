@@ -161,7 +161,8 @@ class _Faults:
         return out
 
 
-#: the proxies running now, by the target they listen on (for faults_during)
+#: the proxies made in this process, by the target they listen (or listened) on, for
+#: faults_during; a proxy on the same port replaces a closed one
 _running: dict[str, WireProxy] = {}
 _running_lock = threading.Lock()
 
@@ -170,12 +171,12 @@ def upstream_of(target: str) -> str | None:
     """The target a proxy listening on ``target`` forwards to (None: no proxy there)."""
     with _running_lock:
         proxy = _running.get(target)
-    return None if proxy is None else proxy.upstream
+    return None if proxy is None or proxy._listener is None else proxy.upstream
 
 
 def faults_during(target: str, start: float, end: float | None) -> tuple[str, ...]:
-    """The faults a proxy listening on ``target`` had in force at any moment from ``start`` to
-    ``end`` (monotonic seconds; None: until now), or () when no proxy listens there."""
+    """The faults a proxy on ``target`` had in force at any moment from ``start`` to ``end``
+    (monotonic seconds; None: until now), or () when no proxy was there."""
     with _running_lock:
         proxy = _running.get(target)
     return () if proxy is None else proxy.faults_between(start, end)
@@ -254,10 +255,8 @@ class WireProxy:
         for thread in list(self._threads):
             thread.join(timeout=5)
         self._threads = []
-        if self._port is not None:
-            with _running_lock:
-                if _running.get(self.target) is self:
-                    del _running[self.target]
+        # stays in the registry (until a proxy on the same port replaces it): a test's calls are
+        # judged after its fixtures, this proxy included, are closed
 
     def __enter__(self) -> WireProxy:
         return self.start()

@@ -222,7 +222,7 @@ def test_a_disagreement_the_test_provoked_is_counted_apart(pytester: pytest.Pyte
         "1 client call recorded: DEADLINE_EXCEEDED 1",
         "violations (client OK, server not OK): 0",
         "disagreements (server OK, client gave up): 0",
-        "expected disagreements (provoked by the tests' gates and delays): 1",
+        "expected disagreements (provoked by the tests' gates, delays and wire faults): 1",
     ]
 
 

@@ -4,7 +4,10 @@ and asyncio; gates, not sleeps, where order matters; records and teardown."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -261,3 +264,78 @@ def test_bad_fault_arguments_are_refused(grpc_wire_proxy: WireProxy) -> None:
 def test_target_before_start_says_so(grpc_test_server: GrpcTestServer) -> None:
     with pytest.raises(ServerStateError, match="has not been started"):
         _ = WireProxy(grpc_test_server.target).target
+
+
+@pytest.mark.asyncio
+async def test_aio_slicing_drop_and_refuse(
+    grpc_aio_test_server_factory: AioFactory, grpc_wire_proxy_factory: WireFactory
+) -> None:
+    server = await grpc_aio_test_server_factory()
+    proxy = grpc_wire_proxy_factory(server.target)
+    async with grpc.aio.insecure_channel(proxy.target) as channel:
+        stub = ProbeAioStub(channel)
+        await stub.Unary(ProbeRequest(), timeout=WAIT)
+        proxy.slice(100, 0.001)
+        response = await stub.Unary(ProbeRequest(response_bytes=5000, payload=b"z" * 3000), timeout=WAIT)
+        assert len(response.payload) == 5000
+        proxy.clear()
+        proxy.refuse()
+        proxy.drop()
+        with pytest.raises(grpc.RpcError) as info:
+            await stub.Unary(ProbeRequest(), timeout=REACHES_SERVER, wait_for_ready=False)
+        assert info.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    # a connection of its own, which the proxy resets on arrival: the reset is the proof
+    port = int(proxy.target.rsplit(":", 1)[1])
+    with (
+        contextlib.suppress(ConnectionResetError),  # during the connect or the read
+        socket.create_connection(("127.0.0.1", port), WAIT) as raw,
+    ):
+        raw.settimeout(WAIT)
+        assert raw.recv(1) == b""
+    ended = [c.ended for c in proxy.connections]
+    assert ended[0] == "reset"
+    assert "refused" in ended[1:]
+
+
+_OTHER_PROCESS = """
+import sys
+from concurrent import futures
+
+import grpc
+
+from pytest_grpc_deadlines.probe import ProbeServicer, add_ProbeServicer_to_server
+
+server = grpc.server(futures.ThreadPoolExecutor(2))
+add_ProbeServicer_to_server(ProbeServicer(), server)
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+print(port, flush=True)
+sys.stdin.read()  # until the test closes stdin
+server.stop(None)
+"""
+
+
+def test_a_proxy_in_front_of_a_server_in_another_process(grpc_wire_proxy_factory: WireFactory) -> None:
+    command = [sys.executable, "-c", _OTHER_PROCESS]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as child:
+        assert child.stdin is not None
+        assert child.stdout is not None
+        try:
+            port = int(child.stdout.readline())
+            proxy = grpc_wire_proxy_factory(f"127.0.0.1:{port}")
+            channel = grpc.insecure_channel(proxy.target)
+            try:
+                stub = ProbeStub(channel)
+                assert stub.Unary(ProbeRequest(), timeout=WAIT).index == 0
+                proxy.blackhole(direction="down")
+                assert status_code(lambda: stub.Unary(ProbeRequest(), timeout=REACHES_SERVER)) is (
+                    grpc.StatusCode.DEADLINE_EXCEEDED
+                )
+            finally:
+                channel.close()
+        finally:
+            child.stdin.close()  # the child stops its server and exits
+            child.wait(timeout=WAIT)
+    [connection] = proxy.connections
+    assert connection.bytes_up > 0
+    assert "blackhole down" in connection.faults
