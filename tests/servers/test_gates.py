@@ -251,7 +251,12 @@ def test_calls_queued_behind_busy_workers_at_a_reset_never_reach_the_next_tests_
     server.reset()  # the end of one test: what the fixture does between tests
     second = server.hold(UNARY)  # the next test's gate
     codes = sorted((_code(f.result) for f in futures), key=lambda code: code.name)
-    assert codes == [grpc.StatusCode.CANCELLED] * 3 + [grpc.StatusCode.OK] * 2
+    seen = [
+        (f.code(), f.details(), f.exception(timeout=10) and type(f.exception()).__name__) for f in futures
+    ]
+    assert codes == [grpc.StatusCode.CANCELLED] * 3 + [grpc.StatusCode.OK] * 2, (
+        f"codes {seen}; server calls {server.calls}; gates {first!r} {second!r}"
+    )
     cancelled = [future_error(f, 10) for f in futures if f.exception(timeout=10) is not None]
     assert [e.details() for e in cancelled] == ["the test server was reset"] * 3
     assert second.entered == 0
