@@ -4,6 +4,7 @@ value given and what is accepted."""
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
@@ -16,6 +17,7 @@ __all__ = [
     "check_optional_positive_int",
     "check_seconds",
     "check_wait",
+    "is_loopback",
     "scoped_environ",
     "shown",
     "write_environ",
@@ -102,3 +104,13 @@ def shown(value: object) -> str:
     if len(text) <= _SHOWN_MAX:
         return text
     return f"{text[:40]}...{text[-20:]} ({len(text)} characters)"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (``localhost`` or an IP address) is a loopback address."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

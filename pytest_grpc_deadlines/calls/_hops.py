@@ -81,7 +81,7 @@ def hop_verdict(child: ClientCall) -> HopVerdict | None:
         return "parent had none"
     if child.timeout is None:
         return "no deadline"
-    if child.timeout > left + max(HOP_SLACK, HOP_SHARE * max(left, 0.0)):
+    if child.timeout > left + _tolerance(left):
         return "over budget"
     return "propagated"
 

@@ -153,10 +153,12 @@ class SuiteReport:
                     self.disagreements.append(entry)
 
     def _add_hop(self, call: ClientCall) -> None:
+        if call.parent is None:  # not made by a handler: no hop
+            return
         from ._hops import PROBLEMS, hop_verdict
 
         verdict = hop_verdict(call)
-        if verdict is None or call.parent is None:
+        if verdict is None:
             return
         self.hops[verdict] += 1
         if verdict in PROBLEMS:

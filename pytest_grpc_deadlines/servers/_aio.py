@@ -286,15 +286,15 @@ class AioGrpcTestServer(ServerBase):
                 # serves it; an async one returns an awaitable or an async iterator.
                 result = start()
                 if not stream:
-                    sent = await self._watched(result, call) if inspect.isawaitable(result) else result
+                    sent = await _Watched(result, self, call) if inspect.isawaitable(result) else result
                 elif hasattr(result, "__aiter__"):
                     responses = result
                 elif inspect.isawaitable(result):  # a servicer that writes with context.write()
-                    await self._watched(result, call)
+                    await _Watched(result, self, call)
                 elif result is not None:
                     responses = _from_iterable(result)
             elif effect is NEXT:
-                sent = await self._watched(anext(responses, END), call)
+                sent = await _Watched(anext(responses, END), self, call)
             elif isinstance(effect, Emit):
                 yield effect.message
             elif isinstance(effect, Abort):
@@ -305,11 +305,6 @@ class AioGrpcTestServer(ServerBase):
                 except asyncio.CancelledError as exc:
                     flow.throw(exc)  # the flow records what it must, then re-raises
                     raise
-
-    def _watched(self, awaitable: Awaitable[Any], call: ServerCall) -> _Watched:
-        return _Watched(
-            awaitable, lambda: call.mark_cancelled(self._cancelled_by()), lambda: self._seen(call)
-        )
 
     def _unary_response(self, full: str, behaviour: Behaviour, arrived: int) -> Behaviour:
         async def handle(argument: object, context: _Context) -> object:
@@ -355,12 +350,10 @@ class _Watched(Awaitable[Any]):
     handler's task (the RPC ended) ends it: a servicer that catches it and returns has seen it;
     one that goes on awaiting more work finishes that work anyway."""
 
-    def __init__(
-        self, awaitable: Awaitable[Any], marked: Callable[[], None], seen: Callable[[], None]
-    ) -> None:
+    def __init__(self, awaitable: Awaitable[Any], server: ServerBase, call: ServerCall) -> None:
         self._awaitable = awaitable
-        self._marked = marked
-        self._seen = seen
+        self._server = server
+        self._call = call
 
     def __await__(self) -> Generator[Any, Any, Any]:
         inner = self._awaitable.__await__()
@@ -372,11 +365,11 @@ class _Watched(Awaitable[Any]):
                 step = inner.send(value) if error is None else inner.throw(error)
             except StopIteration as stop:
                 if cancelled:
-                    self._seen()
+                    self._server._seen(self._call)
                 return stop.value
             except BaseException:
                 if cancelled:
-                    self._seen()
+                    self._server._seen(self._call)
                 raise
             value, error = None, None
             try:
@@ -387,8 +380,8 @@ class _Watched(Awaitable[Any]):
                     close()
                 raise
             except BaseException as exc:
-                if isinstance(exc, asyncio.CancelledError):
-                    self._marked()
+                if isinstance(exc, asyncio.CancelledError):  # grpc cancelled the handler's task
+                    self._call.mark_cancelled(self._server._cancelled_by())
                 error = exc
 
 

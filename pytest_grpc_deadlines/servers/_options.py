@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+from .._checks import is_loopback
 from .._errors import ArgumentError
 from ..cascade._cascade import Resolved
 from ..cascade._invariants import INT32_MAX
@@ -25,7 +25,6 @@ Transport = Literal["tcp", "unix"]
 ServicerPair = tuple[Callable[[Any, Any], Any], Any]
 OptionsArg = Mapping[str, Any] | Sequence[tuple[str, Any]] | None
 
-_LOOPBACK_NAMES = ("localhost",)
 #: sockaddr_un holds 108 bytes on Linux and 104 on macOS, terminating NUL included.
 SUN_PATH_MAX = 103
 
@@ -34,13 +33,9 @@ def check_host(host: str) -> str:
     """The address to bind for ``host``, refusing anything but loopback."""
     if not isinstance(host, str):
         raise ArgumentError(f"host={host!r} must be a str such as '127.0.0.1'")
-    if host in _LOOPBACK_NAMES:
+    if host == "localhost":
         return "127.0.0.1"
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback(host):
         raise ArgumentError(
             f"host={host!r} is refused: test servers bind loopback only "
             "(127.0.0.1 or another 127.x address, ::1, localhost)"

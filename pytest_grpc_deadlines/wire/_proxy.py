@@ -15,7 +15,6 @@ change is noted with the time, so a client call can say which faults were in for
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import math
 import random
 import select
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal
 
-from .._checks import check_seconds
+from .._checks import check_seconds, is_loopback
 from .._errors import ArgumentError, ServerStateError
 
 __all__ = ["Connection", "Direction", "WireGate", "WireProxy", "faults_during", "upstream_of"]
@@ -71,16 +70,10 @@ def _split_target(target: object) -> tuple[str, int]:
     host = host.strip("[]")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise ArgumentError(f"target={target!r} is not host:port (e.g. '127.0.0.1:50051')")
-    if host != "localhost":
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            raise ArgumentError(
-                f"target={target!r} is refused: the wire proxy forwards to loopback only "
-                "(127.x, ::1, localhost)"
-            )
+    if not is_loopback(host):
+        raise ArgumentError(
+            f"target={target!r} is refused: the wire proxy forwards to loopback only (127.x, ::1, localhost)"
+        )
     return ("127.0.0.1" if host == "localhost" else host), int(port)
 
 
