@@ -1,10 +1,11 @@
-"""What the benchmark scripts share: the versions line and the results table."""
+"""What the benchmark scripts share: the versions line, the statistics and the results table."""
 
 from __future__ import annotations
 
+import math
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import grpc
 from google.protobuf import __version__ as protobuf_version
@@ -23,6 +24,18 @@ def versions() -> str:
         f"grpcio {grpc.__version__}, protobuf {protobuf_version} ({backend}), "
         f"{platform.system()} {platform.machine()}, {cpus} CPUs"
     )
+
+
+def median(samples: Iterable[float]) -> float:
+    s = sorted(samples)
+    mid = len(s) // 2
+    return float(s[mid]) if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
+
+
+def percentile(samples: Iterable[float], share: float) -> float:
+    """The nearest-rank percentile: ``share`` 0.95 is the p95."""
+    s = sorted(samples)
+    return float(s[max(0, math.ceil(share * len(s)) - 1)])
 
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import math
 import os
 import shutil
 import sys
@@ -34,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from _report import print_table, versions
+from _report import median, percentile, print_table, versions
 
 from pytest_grpc_deadlines import DAGSTER, GrpcTestServer
 from pytest_grpc_deadlines.probe import (
@@ -63,18 +62,6 @@ def _ms(ns: float) -> str:
     return f"{ns / 1e6:.3f}"
 
 
-def _median(samples: Samples) -> float:
-    s = sorted(samples)
-    n = len(s)
-    mid = n // 2
-    return float(s[mid]) if n % 2 else (s[mid - 1] + s[mid]) / 2
-
-
-def _p95(samples: Samples) -> float:
-    s = sorted(samples)
-    return float(s[max(0, math.ceil(0.95 * len(s)) - 1)])
-
-
 @dataclass
 class Row:
     name: str
@@ -84,13 +71,13 @@ class Row:
     target: tuple[str, float] | None = None
 
     def cells(self) -> list[str]:
-        pkg_med = _median(self.pkg)
-        cells = [self.name, str(len(self.pkg)), _ms(pkg_med), _ms(_p95(self.pkg))]
+        pkg_med = median(self.pkg)
+        cells = [self.name, str(len(self.pkg)), _ms(pkg_med), _ms(percentile(self.pkg, 0.95))]
         ratio: float | None = None
         if self.raw:
-            raw_med = _median(self.raw)
+            raw_med = median(self.raw)
             ratio = pkg_med / raw_med
-            cells += [_ms(raw_med), _ms(_p95(self.raw)), f"{ratio:.2f}x"]
+            cells += [_ms(raw_med), _ms(percentile(self.raw, 0.95)), f"{ratio:.2f}x"]
         else:
             cells += ["-", "-", "-"]
         if self.target is None:

@@ -25,7 +25,6 @@ suite fails, whose output it then prints).
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import shutil
 import sys
@@ -35,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import _venvs
-from _report import print_table, versions
+from _report import median, percentile, print_table, versions
 
 TARGET = 1.0  # plugin / pytest-grpc, call suites, CPU and wall medians
 TESTS = 300
@@ -149,18 +148,6 @@ def _ms(seconds: float, digits: int = 1) -> str:
     return f"{seconds * 1e3:.{digits}f}"
 
 
-def _median(samples: list[float]) -> float:
-    s = sorted(samples)
-    n = len(s)
-    mid = n // 2
-    return s[mid] if n % 2 else (s[mid - 1] + s[mid]) / 2
-
-
-def _p90(samples: list[float]) -> float:
-    s = sorted(samples)
-    return s[max(0, math.ceil(0.9 * len(s)) - 1)]
-
-
 def _run(python: Path, suite: Suite, cwd: Path, env: dict[str, str]) -> _venvs.Run:
     run = _venvs.timed_run([str(python), *PYTEST], cwd, env)
     if run.returncode != 0:
@@ -213,10 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         [
             s.name,
             str(runs),
-            _ms(_median(cpu[s.name])),
-            _ms(_p90(cpu[s.name])),
-            _ms(_median(wall[s.name])),
-            _ms(_p90(wall[s.name])),
+            _ms(median(cpu[s.name])),
+            _ms(percentile(cpu[s.name], 0.9)),
+            _ms(median(wall[s.name])),
+            _ms(percentile(wall[s.name], 0.9)),
             "",
             "",
             "",
@@ -224,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         for s in SUITES
     ]
     for measure, samples in (("CPU", cpu), ("wall", wall)):
-        ratio = _median(samples["plugin calls"]) / _median(samples["pytest-grpc calls"])
+        ratio = median(samples["plugin calls"]) / median(samples["pytest-grpc calls"])
         rows.append(
             [
                 f"plugin / pytest-grpc calls: {measure}",
@@ -236,11 +223,11 @@ def main(argv: list[str] | None = None) -> int:
             ]
         )
     for measure, samples in (("CPU", cpu), ("wall", wall)):
-        ratio = _median(samples["plugin empty"]) / _median(samples["pytest-grpc empty"])
+        ratio = median(samples["plugin empty"]) / median(samples["pytest-grpc empty"])
         rows.append([f"plugin / pytest-grpc empty: {measure}", "", *blank, f"{ratio:.3f}x", "(info)", ""])
     for venv in _venvs.VENVS:
-        per_cpu = (_median(cpu[f"{venv} calls"]) - _median(cpu[f"{venv} empty"])) / tests
-        per_wall = (_median(wall[f"{venv} calls"]) - _median(wall[f"{venv} empty"])) / tests
+        per_cpu = (median(cpu[f"{venv} calls"]) - median(cpu[f"{venv} empty"])) / tests
+        per_wall = (median(wall[f"{venv} calls"]) - median(wall[f"{venv} empty"])) / tests
         rows.append(
             [f"{venv}: per test above empty", "", _ms(per_cpu, 3), "", _ms(per_wall, 3), "", "", "(info)", ""]
         )

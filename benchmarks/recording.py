@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import gc
 import itertools
-import math
 import os
 import sys
 import time
@@ -32,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import grpc
-from _report import print_table, versions
+from _report import median, percentile, print_table, versions
 
 from pytest_grpc_deadlines import AioGrpcTestServer, GrpcTestServer
 from pytest_grpc_deadlines.calls import _recording as recording
@@ -57,18 +56,6 @@ def _ms(ns: float) -> str:
     return f"{ns / 1e6:.3f}"
 
 
-def _median(samples: Samples) -> float:
-    s = sorted(samples)
-    n = len(s)
-    mid = n // 2
-    return float(s[mid]) if n % 2 else (s[mid - 1] + s[mid]) / 2
-
-
-def _p95(samples: Samples) -> float:
-    s = sorted(samples)
-    return float(s[max(0, math.ceil(0.95 * len(s)) - 1)])
-
-
 @dataclass
 class Row:
     name: str
@@ -77,10 +64,10 @@ class Row:
     target: float | None = None
 
     def cells(self) -> list[str]:
-        on_med, off_med = _median(self.on), _median(self.off)
+        on_med, off_med = median(self.on), median(self.off)
         ratio = on_med / off_med
-        cells = [self.name, str(len(self.on)), _ms(on_med), _ms(_p95(self.on))]
-        cells += [_ms(off_med), _ms(_p95(self.off)), f"{ratio:.3f}x"]
+        cells = [self.name, str(len(self.on)), _ms(on_med), _ms(percentile(self.on, 0.95))]
+        cells += [_ms(off_med), _ms(percentile(self.off, 0.95)), f"{ratio:.3f}x"]
         if self.target is None:
             return [*cells, "(info)", ""]
         return [*cells, f"<= {self.target:g}x", "PASS" if ratio <= self.target else "MISS"]

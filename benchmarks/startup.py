@@ -20,7 +20,6 @@ These are benchmarks, not test assertions: the exit status is 0 whatever the fig
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
 import shutil
@@ -30,7 +29,7 @@ import time
 from pathlib import Path
 
 import _venvs
-from _report import print_table, versions
+from _report import median, percentile, print_table, versions
 
 TARGET = 1.10  # plugin / without, CPU medians
 WARM_UP = 2
@@ -47,18 +46,6 @@ IMPORTTIME = re.compile(r"^import time:\s*\d+\s*\| *\d+ *\| ((?:  )*)(\S+)\s*$")
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.1f}"
-
-
-def _median(samples: list[float]) -> float:
-    s = sorted(samples)
-    n = len(s)
-    mid = n // 2
-    return s[mid] if n % 2 else (s[mid - 1] + s[mid]) / 2
-
-
-def _p90(samples: list[float]) -> float:
-    s = sorted(samples)
-    return s[max(0, math.ceil(0.9 * len(s)) - 1)]
 
 
 def _run(python: Path, variant: str, cwd: Path, env: dict[str, str]) -> _venvs.Run:
@@ -140,18 +127,18 @@ def main(argv: list[str] | None = None) -> int:
         [
             f"{variant}{'' if variant == 'plugin' else ' (-p no:grpc_deadlines)'}",
             str(runs),
-            _ms(_median(cpu[variant])),
-            _ms(_p90(cpu[variant])),
-            _ms(_median(wall[variant])),
-            _ms(_p90(wall[variant])),
+            _ms(median(cpu[variant])),
+            _ms(percentile(cpu[variant], 0.9)),
+            _ms(median(wall[variant])),
+            _ms(percentile(wall[variant], 0.9)),
             "",
             "",
             "",
         ]
         for variant in VARIANTS
     ]
-    cpu_ratio = _median(cpu["plugin"]) / _median(cpu["without"])
-    wall_ratio = _median(wall["plugin"]) / _median(wall["without"])
+    cpu_ratio = median(cpu["plugin"]) / median(cpu["without"])
+    wall_ratio = median(wall["plugin"]) / median(wall["without"])
     blank = ["", "", "", "", ""]
     rows.append(
         [

@@ -16,7 +16,7 @@ import sys
 import time
 
 import grpc
-from _report import print_table, versions
+from _report import median, percentile, print_table, versions
 
 from pytest_grpc_deadlines import GrpcTestServer, WireProxy
 from pytest_grpc_deadlines.probe import ProbeRequest, ProbeStub
@@ -24,17 +24,6 @@ from pytest_grpc_deadlines.probe import ProbeRequest, ProbeStub
 TARGET = 1.5
 WARM_UP = 200
 BLOCK = 50
-
-
-def _median(samples: list[int]) -> float:
-    s = sorted(samples)
-    mid = len(s) // 2
-    return float(s[mid]) if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
-
-
-def _p95(samples: list[int]) -> float:
-    s = sorted(samples)
-    return float(s[max(0, -(-95 * len(s) // 100) - 1)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for channel in channels.values():
                 channel.close()
-    proxied, direct = _median(samples["proxy"]), _median(samples["direct"])
+    proxied, direct = median(samples["proxy"]), median(samples["direct"])
     ratio = proxied / direct
     print_table(
         ["row", "n", "proxy med", "proxy p95", "direct med", "direct p95", "ratio", "target", "result"],
@@ -84,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
                 "unary through the proxy, no fault",
                 str(len(samples["proxy"])),
                 f"{proxied / 1e6:.3f}",
-                f"{_p95(samples['proxy']) / 1e6:.3f}",
+                f"{percentile(samples['proxy'], 0.95) / 1e6:.3f}",
                 f"{direct / 1e6:.3f}",
-                f"{_p95(samples['direct']) / 1e6:.3f}",
+                f"{percentile(samples['direct'], 0.95) / 1e6:.3f}",
                 f"{ratio:.3f}x",
                 f"<= {TARGET:g}x",
                 "PASS" if ratio <= TARGET else "MISS",
