@@ -10,11 +10,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import grpc
 import grpc.aio
 import pytest
+import pytest_asyncio
 
 from pytest_grpc_deadlines import (
     AioGrpcTestServer,
@@ -32,6 +33,19 @@ AioFactory = Callable[..., Awaitable[AioGrpcTestServer]]
 WireFactory = Callable[..., WireProxy]
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 WAIT = 10.0  # margin: bounds waits for what happens in milliseconds
+
+
+@pytest_asyncio.fixture
+async def aio_proxied(
+    grpc_aio_test_server_factory: AioFactory, grpc_wire_proxy_factory: WireFactory
+) -> AsyncIterator[tuple[WireProxy, ProbeAioStub]]:
+    """An asyncio server behind a proxy, and a stub connected through it before a fault is set."""
+    server = await grpc_aio_test_server_factory()
+    proxy = grpc_wire_proxy_factory(server.target)
+    async with grpc.aio.insecure_channel(proxy.target) as channel:
+        stub = ProbeAioStub(channel)
+        await stub.Unary(ProbeRequest(), timeout=WAIT)
+        yield proxy, stub
 
 
 @pytest.fixture
@@ -156,63 +170,47 @@ def test_refused_and_dropped_connections(grpc_wire_proxy: WireProxy, stub: Probe
 
 @pytest.mark.asyncio
 async def test_aio_a_held_reply_is_in_flight_when_the_deadline_passes(
-    grpc_aio_test_server_factory: AioFactory, grpc_wire_proxy_factory: WireFactory, grpc_calls: CallLog
+    aio_proxied: tuple[WireProxy, ProbeAioStub], grpc_calls: CallLog
 ) -> None:
-    server = await grpc_aio_test_server_factory()
-    proxy = grpc_wire_proxy_factory(server.target)
-    async with grpc.aio.insecure_channel(proxy.target) as channel:
-        stub = ProbeAioStub(channel)
-        await stub.Unary(ProbeRequest(), timeout=WAIT)
-        gate = proxy.hold(direction="down")
-        call = asyncio.ensure_future(stub.Unary(ProbeRequest(), timeout=REACHES_SERVER))
-        # off the loop: the server answers on it while this waits for the answer to be held
-        assert await asyncio.to_thread(gate.wait_held, WAIT)
-        with pytest.raises(grpc.RpcError) as info:
-            await call
-        assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
-        gate.release()
+    proxy, stub = aio_proxied
+    gate = proxy.hold(direction="down")
+    call = asyncio.ensure_future(stub.Unary(ProbeRequest(), timeout=REACHES_SERVER))
+    # off the loop: the server answers on it while this waits for the answer to be held
+    assert await asyncio.to_thread(gate.wait_held, WAIT)
+    with pytest.raises(grpc.RpcError) as info:
+        await call
+    assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    gate.release()
     pair = grpc_calls.pairs(timeout=0)[-1]
     assert pair.client.wire_faults == ("hold down",)
 
 
 @pytest.mark.asyncio
-async def test_aio_a_reset_mid_stream_gives_unavailable(
-    grpc_aio_test_server_factory: AioFactory, grpc_wire_proxy_factory: WireFactory
-) -> None:
-    server = await grpc_aio_test_server_factory()
-    proxy = grpc_wire_proxy_factory(server.target)
-    async with grpc.aio.insecure_channel(proxy.target) as channel:
-        stub = ProbeAioStub(channel)
-        await stub.Unary(ProbeRequest(), timeout=WAIT)
-        received = 0
-        with pytest.raises(grpc.RpcError) as info:
-            async for _ in stub.ServerStream(CUT, timeout=WAIT):
-                received += 1
-                if received == 3:
-                    proxy.reset_after(1, direction="down")
-        assert info.value.code() is grpc.StatusCode.UNAVAILABLE
-        assert 3 <= received < 100
+async def test_aio_a_reset_mid_stream_gives_unavailable(aio_proxied: tuple[WireProxy, ProbeAioStub]) -> None:
+    proxy, stub = aio_proxied
+    received = 0
+    with pytest.raises(grpc.RpcError) as info:
+        async for _ in stub.ServerStream(CUT, timeout=WAIT):
+            received += 1
+            if received == 3:
+                proxy.reset_after(1, direction="down")
+    assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+    assert 3 <= received < 100
 
 
 @pytest.mark.asyncio
-async def test_aio_latency_bandwidth_and_a_blackhole(
-    grpc_aio_test_server_factory: AioFactory, grpc_wire_proxy_factory: WireFactory
-) -> None:
-    server = await grpc_aio_test_server_factory()
-    proxy = grpc_wire_proxy_factory(server.target)
-    async with grpc.aio.insecure_channel(proxy.target) as channel:
-        stub = ProbeAioStub(channel)
-        await stub.Unary(ProbeRequest(), timeout=WAIT)
-        proxy.latency(0.1, direction="down")
-        proxy.bandwidth(200_000, direction="down")
-        started = time.monotonic()
-        await stub.Unary(ProbeRequest(response_bytes=60_000), timeout=WAIT)
-        assert time.monotonic() - started >= 0.25  # 60 kB at 200 kB/s, after a 0.1 s latency
-        proxy.clear()
-        proxy.blackhole(direction="down")
-        with pytest.raises(grpc.RpcError) as info:
-            await stub.Unary(ProbeRequest(), timeout=REACHES_SERVER)
-        assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+async def test_aio_latency_bandwidth_and_a_blackhole(aio_proxied: tuple[WireProxy, ProbeAioStub]) -> None:
+    proxy, stub = aio_proxied
+    proxy.latency(0.1, direction="down")
+    proxy.bandwidth(200_000, direction="down")
+    started = time.monotonic()
+    await stub.Unary(ProbeRequest(response_bytes=60_000), timeout=WAIT)
+    assert time.monotonic() - started >= 0.25  # 60 kB at 200 kB/s, after a 0.1 s latency
+    proxy.clear()
+    proxy.blackhole(direction="down")
+    with pytest.raises(grpc.RpcError) as info:
+        await stub.Unary(ProbeRequest(), timeout=REACHES_SERVER)
+    assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
     [connection] = proxy.connections
     assert {"latency down", "bandwidth down", "blackhole down"} <= set(connection.faults)
 
@@ -267,23 +265,17 @@ def test_target_before_start_says_so(grpc_test_server: GrpcTestServer) -> None:
 
 
 @pytest.mark.asyncio
-async def test_aio_slicing_drop_and_refuse(
-    grpc_aio_test_server_factory: AioFactory, grpc_wire_proxy_factory: WireFactory
-) -> None:
-    server = await grpc_aio_test_server_factory()
-    proxy = grpc_wire_proxy_factory(server.target)
-    async with grpc.aio.insecure_channel(proxy.target) as channel:
-        stub = ProbeAioStub(channel)
-        await stub.Unary(ProbeRequest(), timeout=WAIT)
-        proxy.slice(100, 0.001)
-        response = await stub.Unary(ProbeRequest(response_bytes=5000, payload=b"z" * 3000), timeout=WAIT)
-        assert len(response.payload) == 5000
-        proxy.clear()
-        proxy.refuse()
-        proxy.drop()
-        with pytest.raises(grpc.RpcError) as info:
-            await stub.Unary(ProbeRequest(), timeout=REACHES_SERVER, wait_for_ready=False)
-        assert info.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+async def test_aio_slicing_drop_and_refuse(aio_proxied: tuple[WireProxy, ProbeAioStub]) -> None:
+    proxy, stub = aio_proxied
+    proxy.slice(100, 0.001)
+    response = await stub.Unary(ProbeRequest(response_bytes=5000, payload=b"z" * 3000), timeout=WAIT)
+    assert len(response.payload) == 5000
+    proxy.clear()
+    proxy.refuse()
+    proxy.drop()
+    with pytest.raises(grpc.RpcError) as info:
+        await stub.Unary(ProbeRequest(), timeout=REACHES_SERVER, wait_for_ready=False)
+    assert info.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
     # a connection of its own, which the proxy resets on arrival: the reset is the proof
     port = int(proxy.target.rsplit(":", 1)[1])
     with (
