@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -241,13 +242,24 @@ def test_calls_queued_behind_busy_workers_at_a_reset_never_reach_the_next_tests_
     grpc_test_server_factory: ServerFactory,
 ) -> None:
     server = grpc_test_server_factory(max_workers=2)
+    # grpc asks for a method's handler when a call arrives: count arrivals there, so that the
+    # reset comes after all five calls have reached the server (a call still on its way when
+    # the test ends belongs to the next test, by design)
+    arrivals: list[str] = []
+    wrap = server._wrap
+
+    def counted(method: str, handler: Any) -> Any:
+        arrivals.append(method)
+        return wrap(method, handler)
+
+    server._wrap = counted  # type: ignore[method-assign]
     first = server.hold(UNARY)
     stub = server.probe()
     futures = [stub.Unary.future(ProbeRequest(), timeout=30) for _ in range(5)]
     deadline = time.monotonic() + ENTRY_BOUND
-    while first.entered < 2:  # both workers held; three calls queue behind them
-        assert time.monotonic() < deadline, f"{first.entered} of 2 calls reached the gate"
-        time.sleep(0.001)  # margin: polling a counter, not timing anything
+    while first.entered < 2 or len(arrivals) < 5:  # two workers held; three calls queue behind
+        assert time.monotonic() < deadline, f"{first.entered} of 2 held, {len(arrivals)} of 5 arrived"
+        time.sleep(0.001)  # margin: polling counters, not timing anything
     server.reset()  # the end of one test: what the fixture does between tests
     second = server.hold(UNARY)  # the next test's gate
     codes = sorted((_code(f.result) for f in futures), key=lambda code: code.name)
