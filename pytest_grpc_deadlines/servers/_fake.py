@@ -60,11 +60,42 @@ def _grpc_testing(user: str) -> Any:
     try:
         import grpc_testing
     except ImportError as exc:
+        if exc.name in ("grpc_testing", None):
+            raise MissingExtraError(
+                f"{user} needs grpcio-testing, which could not be imported ({exc}); "
+                f"install the fake-time extra: {INSTALL_HINT}"
+            ) from exc
         raise MissingExtraError(
-            f"{user} needs grpcio-testing, which could not be imported ({exc}); "
-            f"install the fake-time extra: {INSTALL_HINT}"
+            f"{user} needs grpcio-testing, which is installed ({_installed('grpcio-testing')}) "
+            f"but failed to import: {type(exc).__name__}: {exc}; install what it needs "
+            f"(pip install {exc.name.partition('.')[0]}), or reinstall the fake-time extra: "
+            f"{INSTALL_HINT}"
         ) from exc
     return grpc_testing
+
+
+def _installed(distribution: str) -> str:
+    from importlib import metadata
+
+    try:
+        return f"version {metadata.version(distribution)}"
+    except metadata.PackageNotFoundError:
+        return "version unknown"
+
+
+def _shape(descriptor: Any) -> tuple[bool, bool]:
+    """A method descriptor's (client_streaming, server_streaming).
+
+    protobuf 4.21 to 4.24 (upb) have no such attributes on the descriptor; its proto has them.
+    """
+    try:
+        return bool(descriptor.client_streaming), bool(descriptor.server_streaming)
+    except AttributeError:
+        from google.protobuf import descriptor_pb2
+
+        proto = descriptor_pb2.MethodDescriptorProto()
+        descriptor.CopyToProto(proto)
+        return proto.client_streaming, proto.server_streaming
 
 
 def _metadata(metadata: Iterable[tuple[str, str | bytes]]) -> tuple[Metadatum, ...]:
@@ -387,7 +418,7 @@ class FakeServer:
     ) -> FakeRpc:
         full = method_name(method, self._methods)
         descriptor = self._methods[full]
-        actual = (bool(descriptor.client_streaming), bool(descriptor.server_streaming))
+        actual = _shape(descriptor)
         if actual != shape:
             kind, invoke = _SHAPES[actual]
             raise MethodError(f"{method!r} is a {kind} method: start it with FakeServer.{invoke}()")

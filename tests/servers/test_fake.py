@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import queue
-import sys
 import threading
 import time
 from typing import Any
@@ -22,7 +21,7 @@ from pytest_grpc_deadlines.probe import (
     ProbeServicer,
     add_ProbeServicer_to_server,
 )
-from pytest_grpc_deadlines.servers._fake import INSTALL_HINT, Metadatum
+from pytest_grpc_deadlines.servers._fake import Metadatum
 
 UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 SERVER_STREAM = f"{PROBE_SERVICE_NAME}/ServerStream"
@@ -38,6 +37,8 @@ CANCELLED = grpc.StatusCode.CANCELLED
 PROMPT = 5.0
 
 _INNER = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:asyncio")
+
+pytestmark = pytest.mark.needs_grpc_testing
 
 
 class BackendWaiter(ProbeServicer):
@@ -543,21 +544,3 @@ def test_grpc_fake_servicers_override_and_fixture_teardown(pytester: pytest.Pyte
         """
     )
     pytester.runpytest(*_INNER).assert_outcomes(passed=2)
-
-
-def test_missing_extra_is_a_clear_error(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "grpc_testing", None)
-    with pytest.raises(ImportError, match=r'FakeServer needs grpcio-testing.*\[fake-time\]"$'):
-        FakeServer((PROBE_SERVICE, ProbeServicer()))
-    assert INSTALL_HINT == 'pip install "pytest-grpc-deadlines[fake-time]"'
-    pytester.makepyfile(
-        """
-        def test_uses_it(grpc_fake_server):
-            pass
-        """
-    )
-    result = pytester.runpytest(*_INNER)
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(
-        ['*grpc_fake_server fixture needs grpcio-testing*"pytest-grpc-deadlines[[]fake-time[]]"']
-    )
