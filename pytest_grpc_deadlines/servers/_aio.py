@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+import warnings
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterable
 from contextlib import aclosing
 from types import TracebackType
@@ -91,6 +92,9 @@ def _rpc_done(context: object) -> bool:
 #: cancelling the handler's task (grpcio 1.44 does that for a call that expired before the
 #: handler started).
 _POLL_SECONDS = 0.05
+#: How long close() waits for the handler tasks it cancelled: they end at their next await,
+#: unless a servicer swallows the cancellation and goes on.
+_HANDLER_EXIT_SECONDS = 5.0
 
 
 class _Interceptor(grpc.aio.ServerInterceptor):
@@ -126,6 +130,7 @@ class AioGrpcTestServer(ServerBase):
         self._channels: list[grpc.aio.Channel] = []
         self._changed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
 
     # lifecycle -----------------------------------------------------------------------------
     async def start(self) -> AioGrpcTestServer:
@@ -167,7 +172,33 @@ class AioGrpcTestServer(ServerBase):
         self._release_all()
         await self.close_channels()
         await self.stop(None)
+        await self._end_handlers()
         self._remove_tmpdir()
+
+    async def _end_handlers(self) -> None:
+        """End the handler tasks the stop left running, and wait for them.
+
+        Some grpcio releases (1.44 among them) leave the task of a handler that was in flight at
+        ``stop()`` pending, and pytest-asyncio 0.24 to 1.0 close the test's loop without
+        cancelling pending tasks: the handler, its server and its channel would then outlive the
+        test, and "Task was destroyed but it is pending!" land in another test's output.
+        """
+        current = asyncio.current_task()
+        tasks = [task for task in self._handlers if not task.done() and task is not current]
+        self._handlers.clear()
+        if not tasks:
+            return
+        for task in tasks:
+            task.cancel()
+        _, pending = await asyncio.wait(tasks, timeout=_HANDLER_EXIT_SECONDS)
+        if pending:
+            warnings.warn(
+                f"{len(pending)} handler task(s) of the closed AioGrpcTestServer on {self.target} "
+                f"did not end within {_HANDLER_EXIT_SECONDS:g} s of being cancelled (a servicer "
+                "that catches asyncio.CancelledError and goes on?)",
+                ResourceWarning,
+                stacklevel=2,
+            )
 
     async def __aenter__(self) -> AioGrpcTestServer:
         return await self.start()
@@ -254,6 +285,10 @@ class AioGrpcTestServer(ServerBase):
     def _start(self, full: str, argument: object, context: _Context) -> tuple[ServerCall, CallState, object]:
         call, state = self._begin(full, context, context.invocation_metadata())
         call._loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
         add_done_callback = getattr(context, "add_done_callback", None)
         if add_done_callback is not None:
             add_done_callback(lambda _: self._terminated(call, state))

@@ -354,3 +354,74 @@ def test_an_asyncio_server_used_from_another_loop_says_so_instead_of_hanging() -
         first.run_until_complete(server.close())
     finally:
         first.close()
+
+
+class _Stuck:
+    """An asyncio servicer whose Say waits on an event nobody sets (no plugin gate involved)."""
+
+    def __init__(self, swallow: bool = False) -> None:
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.entered = asyncio.Event()
+        self.swallow = swallow
+
+    async def Say(self, request: bytes, context: Any) -> bytes:
+        task = asyncio.current_task()
+        assert task is not None
+        self.tasks.append(task)
+        self.entered.set()
+        while True:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                if not self.swallow:
+                    raise
+
+    def Chorus(self, request: bytes, context: Any) -> list[bytes]:
+        return [request]
+
+
+def _stuck_server(stuck: _Stuck) -> AioGrpcTestServer:
+    from tests.echo_service import add_EchoServicer_to_server
+
+    return AioGrpcTestServer((add_EchoServicer_to_server, stuck))
+
+
+@pytest.mark.asyncio
+async def test_aio_close_ends_the_handler_tasks_a_stop_leaves() -> None:
+    # pytest-asyncio 0.24 to 1.0 close the loop without cancelling pending tasks: a handler
+    # task left pending by the stop would keep its server alive past the test
+    from tests.echo_service import SAY
+
+    stuck = _Stuck()
+    server = await _stuck_server(stuck).start()
+    call = server.channel().unary_unary(f"/{SAY}")(b"x", timeout=30)
+    await asyncio.wait_for(stuck.entered.wait(), 10)
+    await server.close()
+    assert [task.done() for task in stuck.tasks] == [True]
+    with pytest.raises((grpc.RpcError, asyncio.CancelledError)):
+        await call
+
+
+@pytest.mark.asyncio
+async def test_aio_close_warns_about_a_handler_that_will_not_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_grpc_deadlines.servers import _aio
+    from tests.echo_service import SAY
+
+    monkeypatch.setattr(_aio, "_HANDLER_EXIT_SECONDS", 0.05)  # margin: only bounds the wait
+    stuck = _Stuck(swallow=True)
+    server = await _stuck_server(stuck).start()
+    call = server.channel().unary_unary(f"/{SAY}")(b"x", timeout=30)
+    await asyncio.wait_for(stuck.entered.wait(), 10)
+    with pytest.warns(
+        ResourceWarning,
+        match=r"1 handler task\(s\) of the closed AioGrpcTestServer on 127\.0\.0\.1:\d+ did not end "
+        r"within 0\.05 s of being cancelled \(a servicer that catches asyncio\.CancelledError",
+    ):
+        await server.close()
+    [task] = stuck.tasks
+    stuck.swallow = False
+    task.cancel()
+    await asyncio.wait([task], timeout=10)
+    assert task.done()
+    with pytest.raises((grpc.RpcError, asyncio.CancelledError)):
+        await call
