@@ -10,16 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import grpc.aio
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.descriptor import ServiceDescriptor
-from google.protobuf.message import Message
 
 from ._errors import ArgumentError
+
+with warnings.catch_warnings():
+    # On Python 3.12 and 3.13 protobuf warns DeprecationWarning once, at its first import: before
+    # 5.27 upb while it makes its types, 3.x's pure-Python code at datetime.utcfromtimestamp().
+    # Under a project's filterwarnings = error that would fail (SystemError, for upb) whichever
+    # test first needed the probe. protobuf's warnings, not the test's: when the project imports
+    # protobuf first, it sees them as it would without the plugin.
+    warnings.filterwarnings("ignore", r"Type google\._upb\._message\.", DeprecationWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"google\.protobuf\.")
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from google.protobuf.descriptor import ServiceDescriptor
+    from google.protobuf.message import Message
 
 __all__ = [
     "PROBE_SERVICE",

@@ -96,3 +96,29 @@ async def test_aio_bidi_answers_each_request_and_ends_with_the_status_one_asks_f
         async for response in grpc_aio_test_server.probe().Bidi(requests(), timeout=5):
             received.append(response.index)
     assert (received, info.value.code(), info.value.details()) == ([0, 1], grpc.StatusCode.NOT_FOUND, "gone")
+
+
+# --- importing ------------------------------------------------------------------------------------
+
+
+def test_a_first_use_under_filterwarnings_error_is_not_failed_by_protobufs_own_warnings(
+    pytester: pytest.Pytester,
+) -> None:
+    # On Python 3.12+, protobuf before 5.27 (and 3.x) warns DeprecationWarning at its first
+    # import: when the plugin's fixture is what imports it, a project's test must not fail for it.
+    pytester.makeini("[pytest]\nfilterwarnings = error\n")
+    pytester.makepyfile(
+        """
+        import sys
+
+        PROTOBUF_BEFORE = "google.protobuf" in sys.modules
+
+        def test_first_use(grpc_test_server):
+            assert not PROTOBUF_BEFORE, "something else imported protobuf first: nothing checked"
+            assert "google.protobuf" in sys.modules
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:asyncio", "-p", "no:hypothesispytest"
+    )
+    result.assert_outcomes(passed=1)
