@@ -16,6 +16,9 @@ from inventory_service import GET_ITEM, INVENTORY_SERVICE, GetItemRequest, Inven
 
 from pytest_grpc_deadlines import FakeServer
 
+# Without grpcio-testing the module skips, saying what to install.
+pytest.importorskip("grpc_testing", reason='pip install "pytest-grpc-deadlines[fake-time]"')
+
 
 @pytest.fixture
 def inventory() -> InventoryServicer:

@@ -30,6 +30,7 @@ import pytest
 
 import pytest_grpc_deadlines
 from pytest_grpc_deadlines import strategies
+from tests.needs import GRPC_TESTING_MISSING
 
 pytest_plugins = ["pytester"]
 
@@ -213,6 +214,10 @@ def _problems(block: Block, reports: Sequence[Any], warnings: Sequence[str]) -> 
 
 
 @pytest.mark.parametrize("page", PAGES_WITH_TESTS, ids=_page_id)
+def _needs_grpc_testing(source: str) -> bool:
+    return re.search(r"\bgrpc_fake_server\b|\bFakeServer\b", source) is not None
+
+
 def test_python_examples_run_as_the_page_says(page: Path, pytester: pytest.Pytester) -> None:
     page_blocks = blocks(page)
     for block in page_blocks:
@@ -221,6 +226,8 @@ def test_python_examples_run_as_the_page_says(page: Path, pytester: pytest.Pytes
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(block.source, encoding="utf-8")
     tests = [block for block in page_blocks if block.is_test]
+    if GRPC_TESTING_MISSING and any(_needs_grpc_testing(block.source) for block in tests):
+        pytest.skip(GRPC_TESTING_MISSING)
     for block in tests:
         (pytester.path / block.test_file).write_text(block.source, encoding="utf-8")
 
