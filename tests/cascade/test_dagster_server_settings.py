@@ -60,7 +60,7 @@ NEITHER_SET = "You must pass one and only one of --port/-p or --socket/-s."
 FEW = settings(max_examples=100, deadline=None, database=None)
 #: A search finds one example: generated from a fixed seed (the same every run), not shrunk (the
 #: tests need any example, and shrinking one over twenty variables took up to 30 s).
-SEARCH = settings(max_examples=1000, database=None, derandomize=True, phases=(Phase.generate,))
+SEARCH = settings(max_examples=1000, deadline=None, database=None, derandomize=True, phases=(Phase.generate,))
 QUIET = ("-p", "no:asyncio", "-p", "no:hypothesispytest", "-p", "no:cacheprovider")
 
 

@@ -21,12 +21,12 @@ UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 
 
 def test_server_stream_interval_cut_by_deadline_gives_three_messages(stub: ProbeStub) -> None:
-    """10 responses every 200 ms with a 0.7 s deadline: messages at 0.2, 0.4, 0.6 s, then
-    DEADLINE_EXCEEDED. # margin: 100 ms on each side of the deadline, over twice grpc's
-    lateness with the CPUs oversubscribed (41 ms); 50 ms was not enough under a loaded tox run."""
+    """10 responses every 300 ms with a 1.05 s deadline: messages at 0.3, 0.6, 0.9 s, then
+    DEADLINE_EXCEEDED. # margin: 150 ms on each side of the deadline: the intervals' lateness
+    adds up (up to ~40 ms each with the CPUs oversubscribed); 50 ms failed under a loaded tox run."""
     received = []
     with pytest.raises(grpc.RpcError) as info:
-        for response in stub.ServerStream(ProbeRequest(responses=10, interval_seconds=0.2), timeout=0.7):
+        for response in stub.ServerStream(ProbeRequest(responses=10, interval_seconds=0.3), timeout=1.05):
             received.append(response.index)
     assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
     assert received == [0, 1, 2]

@@ -21,7 +21,7 @@ UNARY = f"{PROBE_SERVICE_NAME}/Unary"
 FEW = settings(max_examples=50, deadline=None, database=None)
 #: A search finds one example: generated from a fixed seed (the same every run), not shrunk (the
 #: tests need any example, and shrinking one over twenty variables took up to 30 s).
-SEARCH = settings(max_examples=500, database=None, derandomize=True, phases=(Phase.generate,))
+SEARCH = settings(max_examples=500, deadline=None, database=None, derandomize=True, phases=(Phase.generate,))
 
 
 def draw_once(strategy: st.SearchStrategy[object]) -> None:

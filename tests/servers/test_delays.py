@@ -170,12 +170,13 @@ async def test_a_cancellation_aware_delay_behind_a_gate_abandons_a_call_whose_cl
 
 
 def test_stream_interval_spaces_messages_and_the_deadline_cuts_them(server: GrpcTestServer) -> None:
-    """# margin: messages at 0.2, 0.4, 0.6 s against a 0.7 s deadline (100 ms each side, over
-    twice grpc's lateness with the CPUs oversubscribed; 50 ms failed under a loaded tox run)."""
-    server.stream_interval(STREAM, 0.2)
+    """# margin: messages at 0.3, 0.6, 0.9 s against a 1.05 s deadline, 150 ms each side: the
+    intervals' lateness adds up (up to ~40 ms each with the CPUs oversubscribed), and grpc's
+    deadline error comes late too; 50 ms failed under a loaded tox run."""
+    server.stream_interval(STREAM, 0.3)
     received = []
     with pytest.raises(grpc.RpcError) as info:
-        for response in server.probe().ServerStream(ProbeRequest(responses=10), timeout=0.7):
+        for response in server.probe().ServerStream(ProbeRequest(responses=10), timeout=1.05):
             received.append(response.index)
     assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
     assert received == [0, 1, 2]
@@ -199,13 +200,14 @@ def test_stream_interval_abandons_the_stream_when_the_deadline_passes(
 
 @pytest.mark.asyncio
 async def test_stream_interval_and_deadline(grpc_aio_test_server: AioGrpcTestServer) -> None:
-    """# margin: messages at 0.2, 0.4, 0.6 s against a 0.7 s deadline (100 ms each side, over
-    twice grpc's lateness with the CPUs oversubscribed; 50 ms failed under a loaded tox run)."""
-    grpc_aio_test_server.stream_interval(STREAM, 0.2)
+    """# margin: messages at 0.3, 0.6, 0.9 s against a 1.05 s deadline, 150 ms each side: the
+    intervals' lateness adds up (up to ~40 ms each with the CPUs oversubscribed), and grpc's
+    deadline error comes late too; 50 ms failed under a loaded tox run."""
+    grpc_aio_test_server.stream_interval(STREAM, 0.3)
     received = []
     with pytest.raises(grpc.RpcError) as info:
         async for response in grpc_aio_test_server.probe().ServerStream(
-            ProbeRequest(responses=10), timeout=0.7
+            ProbeRequest(responses=10), timeout=1.05
         ):
             received.append(response.index)
     assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
