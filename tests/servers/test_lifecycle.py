@@ -21,7 +21,7 @@ import pytest
 from pytest_grpc_deadlines import AioGrpcTestServer, Cascade, GrpcTestServer, Setting
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeRequest
 from pytest_grpc_deadlines.servers._pool import ServerFactory
-from tests.rpc import future_error
+from tests.rpc import future_error, unary_unary
 from tests.rpc import rpc_error as _error
 from tests.rpc import status_code as _code
 
@@ -394,7 +394,7 @@ async def test_aio_close_ends_the_handler_tasks_a_stop_leaves() -> None:
 
     stuck = _Stuck()
     server = await _stuck_server(stuck).start()
-    call = server.channel().unary_unary(f"/{SAY}")(b"x", timeout=30)
+    call = unary_unary(server.channel(), f"/{SAY}")(b"x", timeout=30)
     await asyncio.wait_for(stuck.entered.wait(), 10)
     await server.close()
     assert [task.done() for task in stuck.tasks] == [True]
@@ -410,7 +410,7 @@ async def test_aio_close_warns_about_a_handler_that_will_not_end(monkeypatch: py
     monkeypatch.setattr(_aio, "_HANDLER_EXIT_SECONDS", 0.05)  # margin: only bounds the wait
     stuck = _Stuck(swallow=True)
     server = await _stuck_server(stuck).start()
-    call = server.channel().unary_unary(f"/{SAY}")(b"x", timeout=30)
+    call = unary_unary(server.channel(), f"/{SAY}")(b"x", timeout=30)
     await asyncio.wait_for(stuck.entered.wait(), 10)
     with pytest.warns(
         ResourceWarning,
