@@ -213,11 +213,11 @@ def _problems(block: Block, reports: Sequence[Any], warnings: Sequence[str]) -> 
         yield f"warned: {warnings}"
 
 
-@pytest.mark.parametrize("page", PAGES_WITH_TESTS, ids=_page_id)
 def _needs_grpc_testing(source: str) -> bool:
     return re.search(r"\bgrpc_fake_server\b|\bFakeServer\b", source) is not None
 
 
+@pytest.mark.parametrize("page", PAGES_WITH_TESTS, ids=_page_id)
 def test_python_examples_run_as_the_page_says(page: Path, pytester: pytest.Pytester) -> None:
     page_blocks = blocks(page)
     for block in page_blocks:
