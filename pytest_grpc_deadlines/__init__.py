@@ -29,6 +29,8 @@ from .cascade import (
     CascadeError,
     Flag,
     Max,
+    Milliseconds,
+    OrDefault,
     Process,
     Ref,
     Resolved,
@@ -42,6 +44,7 @@ from .cascade import (
 if TYPE_CHECKING:
     from .calls._client import ClientCall
     from .calls._verdicts import CallLog, Pair
+    from .cascade._builtins import GRPC_SIMPLE_STUBS, OTEL_OTLP
     from .cascade._invariants import Violation, check
     from .servers._aio import AioGate, AioGrpcTestServer
     from .servers._behaviour import jitter
@@ -55,6 +58,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DAGSTER",
+    "GRPC_SIMPLE_STUBS",
+    "OTEL_OTLP",
     "AioGate",
     "AioGrpcTestServer",
     "ArgumentError",
@@ -74,7 +79,9 @@ __all__ = [
     "GrpcTestServer",
     "Max",
     "MethodError",
+    "Milliseconds",
     "MissingExtraError",
+    "OrDefault",
     "OverrideError",
     "Pair",
     "Process",
@@ -105,6 +112,8 @@ _LAZY = {
     "ClientCall": "calls._client",
     "FakeRpc": "servers._fake",
     "FakeServer": "servers._fake",
+    "GRPC_SIMPLE_STUBS": "cascade._builtins",
+    "OTEL_OTLP": "cascade._builtins",
     "Pair": "calls._verdicts",
     "Gate": "servers._sync",
     "GrpcTestServer": "servers._sync",

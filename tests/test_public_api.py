@@ -15,6 +15,8 @@ import pytest_grpc_deadlines
 
 PUBLIC = {
     "DAGSTER",
+    "GRPC_SIMPLE_STUBS",
+    "OTEL_OTLP",
     "AioGate",
     "AioGrpcTestServer",
     "ArgumentError",
@@ -35,6 +37,8 @@ PUBLIC = {
     "Max",
     "MethodError",
     "MissingExtraError",
+    "Milliseconds",
+    "OrDefault",
     "OverrideError",
     "Pair",
     "Process",

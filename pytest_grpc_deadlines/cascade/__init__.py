@@ -22,13 +22,16 @@ from ._cascade import (
     Resolved,
     Setting,
 )
-from ._rules import Flag, Max, Ref, Rule, Seconds, Text, ValueRule, WholeNumber
+from ._rules import Flag, Max, Milliseconds, OrDefault, Ref, Rule, Seconds, Text, ValueRule, WholeNumber
 
 if TYPE_CHECKING:
+    from ._builtins import GRPC_SIMPLE_STUBS, OTEL_OTLP
     from ._invariants import Violation, check
 
 __all__ = [
     "DAGSTER",
+    "GRPC_SIMPLE_STUBS",
+    "OTEL_OTLP",
     "Binding",
     "Cascade",
     "CascadeError",
@@ -36,6 +39,8 @@ __all__ = [
     "Finding",
     "Flag",
     "Max",
+    "Milliseconds",
+    "OrDefault",
     "Process",
     "Ref",
     "Resolved",
@@ -51,9 +56,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # the checks load on first use: the plugin does not need them to start
+    # the checks and the other built-in cascades load on first use: the plugin starts without
     if name in ("Violation", "check"):
         from . import _invariants
 
         return getattr(_invariants, name)
+    if name in ("GRPC_SIMPLE_STUBS", "OTEL_OTLP"):
+        from . import _builtins
+
+        return getattr(_builtins, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -78,12 +78,15 @@ class Binding:
     the resolved value and restored afterwards, and so is every default argument in the module's
     source whose default expression names the attribute. ``captured_by`` names other code that
     took the value at import and no patch reaches (the plugin warns when a test changes it).
+    ``convert`` turns the setting's value into what the module keeps (grpc's simple stubs keep
+    a ``timedelta``).
     """
 
     module: str
     attribute: str
     setting: str
     captured_by: str = ""
+    convert: Callable[[object], object] | None = None
 
     def __str__(self) -> str:
         return f"{self.module}:{self.attribute} -> {self.setting}"
@@ -117,6 +120,9 @@ class Cascade:
     #: mapping), ``pattern`` an ``fnmatch`` pattern of ``"pkg.Service/Method"``, the first
     #: match winning; methods no pattern matches are not governed
     methods: Mapping[str, str] | tuple[tuple[str, str], ...] = ()
+    #: the reader reads every variable in one go (a module at its import), so one variable that
+    #: does not parse leaves it none of the values
+    read_together: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.methods, Mapping):
@@ -254,6 +260,18 @@ class Cascade:
                 continue
             values[setting.name] = default.evaluate(values)
             sources[setting.name] = f"derived: {default.describe(values)}{unset}"
+        if self.read_together and errors:
+            cause = next(iter(errors.values()))
+            for name in self.names:
+                if name not in errors:
+                    errors[name] = CascadeError(
+                        f"{name} is not read: {reader} reads every variable at once, and "
+                        f"{cause.env_var} fails it: {cause}",
+                        setting=name,
+                        env_var=cause.env_var,
+                        value=cause.value,
+                        origin=cause.origin,
+                    )
         return Resolved(self, values, errors, raws, explicit, sources)
 
 

@@ -6,6 +6,7 @@ environments.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 
 from .._checks import scoped_environ
@@ -19,6 +20,13 @@ def _outcome(call: Callable[[], object]) -> tuple[str, object]:
         return ("value", call())
     except Exception as exc:  # the resolver's own failure is what is compared
         return ("error", f"{type(exc).__name__}: {exc}")
+
+
+def _same(real: object, model: object) -> bool:
+    """Equal, NaN included (float("nan") is what both give for "nan")."""
+    if isinstance(real, float) and isinstance(model, float) and math.isnan(real) and math.isnan(model):
+        return True
+    return real == model
 
 
 def _model(resolved: Resolved, name: str) -> tuple[str, object]:
@@ -37,7 +45,7 @@ def mismatches(
         for name, resolver in resolvers.items():
             real = _outcome(resolver)
             model = _model(resolved, name)
-            if real[0] != model[0] or (real[0] == "value" and real[1] != model[1]):
+            if real[0] != model[0] or (real[0] == "value" and not _same(real[1], model[1])):
                 out.append(
                     f"{name}: resolver gave {real[0]} {real[1]!r}, model gave {model[0]} "
                     f"{model[1]!r} (source: {resolved.source(name)})"

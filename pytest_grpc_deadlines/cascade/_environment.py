@@ -112,6 +112,8 @@ def _follow(
         news: dict[str, object] = {}
         for binding in module_bindings:
             new = resolved[binding.setting]
+            if binding.convert is not None:
+                new = binding.convert(new)
             old = patches.set_attribute(module, binding.attribute, new)
             olds[binding.attribute], news[binding.attribute] = old, new
             if explain and binding.captured_by and old is not MISSING and old != new:

@@ -14,7 +14,7 @@ from typing import NoReturn, TextIO
 
 from ._cascade import DAGSTER, Cascade, Process, Resolved
 from ._invariants import Violation, check
-from ._overrides import OverrideError, load_cascade
+from ._overrides import OverrideError, load_cascades
 from ._processes import Environment, between, load_env_file, reads
 
 __all__ = ["EXIT_ERRORS", "EXIT_OK", "EXIT_USAGE", "EXIT_WARNINGS", "main"]
@@ -51,9 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     explain.add_argument(
         "--cascade",
-        metavar="MODULE:ATTRIBUTE",
-        default="",
-        help="a pytest_grpc_deadlines.Cascade to use instead of the built-in Dagster cascade",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="a cascade to resolve instead of the built-in Dagster one: a built-in name (dagster, "
+        "otel_otlp, grpc_simple_stubs) or MODULE:ATTRIBUTE naming a pytest_grpc_deadlines.Cascade; "
+        "repeat it for several, resolved side by side",
     )
     explain.add_argument(
         "--process",
@@ -236,7 +239,7 @@ def main(
         args = parser.parse_args(argv)
         if args.command != "explain":
             raise _UsageError(f"{parser.prog}: error: a command is required: explain")
-        cascade: Cascade = load_cascade(args.cascade, "--cascade") if args.cascade else DAGSTER
+        cascade: Cascade = load_cascades(args.cascade, "--cascade") if args.cascade else DAGSTER
         environments = _environments(
             cascade, args.process, args.env_file, os.environ if environ is None else environ
         )

@@ -12,13 +12,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .._checks import shown
-from .._errors import OverrideError
+from .._errors import ArgumentError, OverrideError
 from ._cascade import Cascade
 
 __all__ = [
     "Layer",
     "OverrideError",
     "load_cascade",
+    "load_cascades",
     "parse_assignments",
     "parse_marker",
 ]
@@ -78,7 +79,7 @@ def parse_marker(
         if key not in cascade.names:
             raise OverrideError(
                 f"{where}: unknown setting {key!r} for the {cascade.name} cascade; accepted "
-                f"keywords: {_accepted(cascade, with_inherit=True)}"
+                f"keywords: {_accepted(cascade, with_inherit=True)}{_ambiguity(cascade, key)}"
             )
         setting = cascade[key]
         if value is None:
@@ -119,7 +120,7 @@ def parse_assignments(
         if name not in cascade.names:
             raise OverrideError(
                 f"{origin}: unknown setting {shown(name)} in {shown(entry)}; accepted names: "
-                f"{_accepted(cascade, with_inherit=False)}"
+                f"{_accepted(cascade, with_inherit=False)}{_ambiguity(cascade, name)}"
             )
         setting = cascade[name]
         if not repeats and name in seen:
@@ -144,10 +145,18 @@ def parse_assignments(
 
 
 def load_cascade(path: str, origin: str) -> Cascade:
-    """Import ``module:attribute`` and check that it is a :class:`Cascade`."""
+    """A built-in cascade by name ("otel_otlp"), or ``module:attribute`` imported and checked to
+    be a :class:`Cascade`."""
+    from ._builtins import BUILT_IN
+
+    if path.strip() in BUILT_IN:
+        return BUILT_IN[path.strip()]
     module_name, sep, attribute = path.strip().partition(":")
     if not sep or not module_name or not attribute:
-        raise OverrideError(f"{origin}: {path!r} is not module:attribute (e.g. myproject.timeouts:CASCADE)")
+        raise OverrideError(
+            f"{origin}: {path!r} is neither a built-in cascade ({', '.join(BUILT_IN)}) nor "
+            "module:attribute (e.g. myproject.timeouts:CASCADE)"
+        )
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # any import failure is the user's to see, with its cause
@@ -169,3 +178,30 @@ def load_cascade(path: str, origin: str) -> Cascade:
             f"{origin}: {path!r} names a {type(obj).__name__} object, not a pytest_grpc_deadlines.Cascade"
         )
     return obj
+
+
+def load_cascades(paths: str | Iterable[str], origin: str) -> Cascade:
+    """Several cascades, built-in names or ``module:attribute`` paths (a string of them apart by
+    spaces, commas or lines, or an iterable), as one (see :func:`~._combined.combine`)."""
+    from ._combined import combine
+
+    entries = paths.replace(",", " ").split() if isinstance(paths, str) else list(paths)
+    if not entries:
+        raise OverrideError(f"{origin}: names no cascade")
+    cascades = [load_cascade(entry, origin) for entry in entries]
+    try:
+        return combine(cascades)
+    except ArgumentError as exc:
+        raise OverrideError(f"{origin}: {exc}") from None
+
+
+def _ambiguity(cascade: Cascade, name: str) -> str:
+    """Where several combined cascades have a setting called ``name``: which names to use."""
+    ambiguous = getattr(cascade, "ambiguous", None)
+    found: tuple[str, ...] = ambiguous(name) if ambiguous is not None else ()
+    if not found:
+        return ""
+    return (
+        f"; {name!r} is a setting of several cascades here, so each has its cascade's name: "
+        f"{', '.join(found)}"
+    )

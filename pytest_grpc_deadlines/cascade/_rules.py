@@ -11,14 +11,25 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .._errors import ArgumentError, ArgumentTypeError
 
 #: The largest float: ints beyond it do not round-trip through float().
 _FLOAT_MAX = sys.float_info.max
 
-__all__ = ["Flag", "Max", "Ref", "Rule", "Seconds", "Text", "ValueRule", "WholeNumber"]
+__all__ = [
+    "Flag",
+    "Max",
+    "Milliseconds",
+    "OrDefault",
+    "Ref",
+    "Rule",
+    "Seconds",
+    "Text",
+    "ValueRule",
+    "WholeNumber",
+]
 
 
 class ValueRule:
@@ -140,6 +151,98 @@ class Seconds(_Number):
         if isinstance(value, int) and abs(value) > _FLOAT_MAX:
             raise ArgumentError(f"an int of {value.bit_length()} bits is beyond {self.reader}'s range")
         return repr(float(value))
+
+
+@dataclass(frozen=True)
+class Milliseconds(_Number):
+    """A variable in milliseconds, its value in seconds (as every other timeout of the plugin).
+
+    ``whole`` reads the text with ``int()`` ("1500"; the OpenTelemetry specification's integer
+    milliseconds), else with ``float()`` ("1500.5"). The resolved value is the text / 1000, a
+    float; a marker gives seconds (``traces=1.5`` writes "1500"). ``empty_is_unset`` as for
+    :class:`WholeNumber`.
+    """
+
+    whole: bool = True
+    reader: str = ""
+    noun = "number of milliseconds"
+    examples: tuple[str, ...] = ("500", "1500", "10000", " 250 ", "1")
+    invalid_examples: tuple[str, ...] = ("abc", "1.5s", "1,5", "10ms")
+
+    @property
+    def accepts(self) -> str:  # type: ignore[override]
+        reader = self.reader or ("int()" if self.whole else "float()")
+        return f"a {self.noun}, as {reader} reads it"
+
+    def parse(self, raw: str) -> object:
+        return (int(raw) if self.whole else float(raw)) / 1000
+
+    def write(self, value: object) -> str | None:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ArgumentTypeError(
+                f"{value!r} is {_a(type(value).__name__)}; accepted: seconds as an int or a float "
+                "(written as milliseconds), a str written to the variable verbatim, or None to "
+                "remove it"
+            )
+        if isinstance(value, int) and abs(value) > _FLOAT_MAX / 1000:
+            raise ArgumentError(f"an int of {value.bit_length()} bits is beyond what float() holds")
+        millis = float(value) * 1000
+        if not math.isfinite(millis):
+            raise ArgumentError(f"{value!r} seconds is not {self.accepts}")
+        if not self.whole:
+            return repr(millis)
+        if not millis.is_integer():
+            raise ArgumentError(
+                f"{value!r} seconds is {millis!r} ms, not {self.accepts}; give whole milliseconds "
+                f"(e.g. {round(millis) / 1000!r}) or a str written verbatim"
+            )
+        return str(int(millis))
+
+
+@dataclass(frozen=True)
+class OrDefault(ValueRule):
+    """``value or default``: the inner rule's value, unless it is zero (or otherwise false),
+    when the setting's default applies, as ``float(os.environ[X]) or DEFAULT`` reads it.
+
+    Text the inner rule cannot parse still counts as set, so its error shows. Whether an empty
+    string is unset or an error is the inner rule's ``empty_is_unset``:
+    ``OrDefault(Seconds(empty_is_unset=False))`` is OpenTelemetry's per-signal timeout, where
+    "" fails and "0" falls through to the general timeout.
+    """
+
+    inner: ValueRule = field(default_factory=lambda: Seconds(empty_is_unset=False))
+
+    @property
+    def accepts(self) -> str:  # type: ignore[override]
+        return f"{self.inner.accepts} (0 means the default)"
+
+    @property
+    def examples(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (*self.inner.examples, "0")
+
+    @property
+    def invalid_examples(self) -> tuple[str, ...]:  # type: ignore[override]
+        return self.inner.invalid_examples
+
+    def is_set(self, raw: str | None) -> bool:
+        if not self.inner.is_set(raw):
+            return False
+        assert raw is not None
+        try:
+            return bool(self.inner.parse(raw))
+        except ValueError:
+            return True  # set, and its error shows
+
+    def parse(self, raw: str) -> object:
+        return self.inner.parse(raw)
+
+    def refusal(self, exc: Exception) -> str:
+        return self.inner.refusal(exc)
+
+    def write(self, value: object) -> str | None:
+        return self.inner.write(value)
 
 
 @dataclass(frozen=True)

@@ -56,8 +56,9 @@ HELP_SITE_SKIP = (
 )
 HELP_JSON = "write the gRPC deadlines summary as JSON to PATH (merged across xdist workers)"
 HELP_CASCADE = (
-    "the timeout cascade to use, as module:attribute naming a pytest_grpc_deadlines.Cascade "
-    "(default: the built-in Dagster cascade)"
+    "the timeout cascades to use, apart by spaces or lines: built-in names (dagster, otel_otlp, "
+    "grpc_simple_stubs) or module:attribute naming a pytest_grpc_deadlines.Cascade; a setting "
+    "two of them have is called <cascade>_<setting> (default: dagster)"
 )
 
 
@@ -147,9 +148,9 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         cascade = DAGSTER
         if path or ini_lines or cli_lines:  # else nothing to parse: a run that never sets them
-            from ..cascade._overrides import load_cascade, parse_assignments
+            from ..cascade._overrides import load_cascades, parse_assignments
 
-            cascade = load_cascade(path, "ini grpc_deadlines_cascade") if path else DAGSTER
+            cascade = load_cascades(path, "ini grpc_deadlines_cascade") if path.strip() else DAGSTER
             ini = parse_assignments(cascade, ini_lines, "ini grpc_timeouts", repeats=False)
             cli = parse_assignments(cascade, cli_lines, "--grpc-timeout")
             layers = tuple(layer for layer in (ini, cli) if layer.values)

@@ -327,8 +327,16 @@ def test_bad_option_exits_4_with_usage() -> None:
 @pytest.mark.parametrize(
     ("path", "message"),
     [
-        ("nope", "--cascade: 'nope' is not module:attribute (e.g. myproject.timeouts:CASCADE)"),
-        (":CASCADE", "--cascade: ':CASCADE' is not module:attribute"),
+        (
+            "nope",
+            "--cascade: 'nope' is neither a built-in cascade (dagster, otel_otlp, grpc_simple_stubs) "
+            "nor module:attribute (e.g. myproject.timeouts:CASCADE)",
+        ),
+        (
+            ":CASCADE",
+            "--cascade: ':CASCADE' is neither a built-in cascade (dagster, otel_otlp, grpc_simple_stubs) "
+            "nor module:attribute",
+        ),
         (
             "no_such_module_xyz:C",
             "--cascade: cannot import module 'no_such_module_xyz' named in 'no_such_module_xyz:C'",

@@ -151,7 +151,8 @@ def test_load_cascade_refuses_a_path_that_is_not_module_attribute(path: str) -> 
     with pytest.raises(OverrideError) as info:
         load_cascade(path, "--grpc-cascade")
     assert str(info.value) == (
-        f"--grpc-cascade: {path!r} is not module:attribute (e.g. myproject.timeouts:CASCADE)"
+        f"--grpc-cascade: {path!r} is neither a built-in cascade (dagster, otel_otlp, grpc_simple_stubs) "
+        f"nor module:attribute (e.g. myproject.timeouts:CASCADE)"
     )
 
 

@@ -274,8 +274,8 @@ def test_ini_cascade_not_module_colon_attribute_is_usage_error(pytester: pytest.
     pytester.makeini(f"[pytest]\ngrpc_deadlines_cascade = {path}\n")
     usage_error(
         run(pytester),
-        f"ERROR: ini grpc_deadlines_cascade: {path!r} is not module:attribute "
-        "(e.g. myproject.timeouts:CASCADE)",
+        f"ERROR: ini grpc_deadlines_cascade: {path!r} is neither a built-in cascade (dagster, "
+        "otel_otlp, grpc_simple_stubs) nor module:attribute (e.g. myproject.timeouts:CASCADE)",
     )
 
 
