@@ -20,6 +20,7 @@ import grpc
 import pytest
 
 from pytest_grpc_deadlines import DAGSTER, Cascade, FakeServer, GrpcTestServer, Setting, WireProxy
+from pytest_grpc_deadlines.calls import _merge as merge
 from pytest_grpc_deadlines.cascade import _explain as explain
 from pytest_grpc_deadlines.probe import PROBE_SERVICE, PROBE_SERVICE_NAME, ProbeRequest, ProbeServicer
 from tests.needs import GRPC_TESTING_MISSING
@@ -120,6 +121,22 @@ def explained(*argv: str, exit_code: int, **environ: str) -> Scenario:
         out, err = io.StringIO(), io.StringIO()
         code = explain.main(list(argv), dict(environ), out, err)
         assert code == exit_code, out.getvalue() + err.getvalue()
+        return out.getvalue() + err.getvalue()
+
+    return run
+
+
+def merged(*argv: str, files: dict[str, str] | None = None) -> Scenario:
+    """``python -m pytest_grpc_deadlines merge`` (in-process), in a folder holding ``files``;
+    it exits 4, a usage error."""
+
+    def run(env: Env) -> str:
+        for name, text in (files or {}).items():
+            (env.pytester.path / name).write_text(text)
+        env.monkeypatch.chdir(env.pytester.path)
+        out, err = io.StringIO(), io.StringIO()
+        code = merge.main(list(argv), out, err)
+        assert code == 4, out.getvalue() + err.getvalue()
         return out.getvalue() + err.getvalue()
 
     return run
@@ -237,6 +254,11 @@ SCENARIOS: dict[str, Scenario] = {
     "explain --bogus": explained("explain", "--bogus", exit_code=4),
     "frob": explained("frob", exit_code=4),
     "explain --cascade nope": explained("explain", "--cascade", "nope", exit_code=4),
+    "merge --fail-on slow a.json": merged("--fail-on", "slow", "a.json"),
+    "merge --fail-on violations=some a.json": merged("--fail-on", "violations=some", "a.json"),
+    "merge missing.json": merged("missing.json"),
+    "merge notes.txt (not JSON)": merged("notes.txt", files={"notes.txt": "shard 1 passed\n"}),
+    "merge old.json (version 2)": merged("old.json", files={"old.json": '{"version": 2, "calls": 0}'}),
     # method names
     'server.delay("pkg.Nope/X", 1)': raises(on_server(lambda s: s.delay("pkg.Nope/X", 1))),
     'fake.invoke_unary("nope.Svc/X", request)': raises(

@@ -2,10 +2,12 @@
 
 Kept as plain data so xdist workers can send it to the controller, which merges it.
 
-JSON schema (``--grpc-deadlines-json PATH``), version 2::
+JSON schema (``--grpc-deadlines-json PATH``), version 3::
 
     {
-      "version": 2,
+      "version": 3,
+      "run": str | null,                      # --grpc-deadlines-run NAME: the run or shard
+      "tests": {"test id": "passed" | "failed" | "error" | "skipped" | "xfailed" | "xpassed"},
       "calls": int,                           # client calls recorded in tests
       "by_code": {"OK": int, "DEADLINE_EXCEEDED": int, ...},   # "UNFINISHED" for unfinished
       "no_deadline": [{"test", "method", "target", "site", "library_site"}],
@@ -26,9 +28,10 @@ was running started (an earlier test's, say): they count against no test. ``used
 elapsed / timeout; near misses are calls that succeeded after using over 80% of their deadline,
 tightest first. ``hops`` counts calls that handlers of the plugin's servers made while serving
 a call, by verdict; ``hop_problems`` lists those that did not pass the deadline on ("no
-deadline", "over budget"), ``serving`` naming the method served. Version 1 had no
+deadline", "over budget"), ``serving`` naming the method served. ``tests`` has each test's
+result, for ``python -m pytest_grpc_deadlines merge``. Version 1 had no
 ``expected_disagreements``, ``background`` or ``library_site``; reports before hops had neither
-hop key.
+hop key; version 2 had no ``run`` or ``tests``.
 """
 
 from __future__ import annotations
@@ -43,13 +46,13 @@ if TYPE_CHECKING:
     from ._client import ClientCall  # judging pairs needs grpc; the report does not
     from ._verdicts import Pair
 
-__all__ = ["NEAR_MISS", "SuiteReport"]
+__all__ = ["LISTS", "NEAR_MISS", "VERSION", "SuiteReport", "test_result"]
 
 #: A call that used more than this share of its deadline and still succeeded is a near miss.
 NEAR_MISS = 0.8
 _SHOWN = 10
-#: the report's lists of entries, merged from xdist workers by concatenation
-_LISTS = (
+#: the report's lists of entries, merged (xdist workers, separate runs) by concatenation
+LISTS = (
     "hop_problems",
     "no_deadline",
     "over_max_deadline",
@@ -61,6 +64,24 @@ _LISTS = (
 )
 #: What a call that had no status when its test ended is counted as.
 UNFINISHED = "UNFINISHED"
+#: The JSON report's version.
+VERSION = 3
+
+
+def test_result(previous: str | None, when: str, outcome: str, xfail: bool) -> str | None:
+    """A test's result after one of its phase reports (``when``: setup, call, teardown;
+    ``outcome``: passed, failed, skipped, or rerun for an attempt pytest-rerunfailures retries)."""
+    if outcome == "rerun":
+        return previous
+    if when == "call":
+        if xfail:
+            return "xfailed" if outcome == "skipped" else "xpassed"
+        return outcome
+    if outcome == "failed":
+        return "failed" if previous == "failed" else "error"
+    if outcome == "skipped":
+        return "xfailed" if xfail else "skipped"
+    return previous
 
 
 def _where(call: ClientCall) -> dict[str, Any]:
@@ -99,6 +120,10 @@ class SuiteReport:
     near_misses: list[dict[str, Any]] = field(default_factory=list)
     hops: Counter[str] = field(default_factory=Counter)
     hop_problems: list[dict[str, Any]] = field(default_factory=list)
+    #: the run or shard the report is of (``--grpc-deadlines-run``)
+    run: str | None = None
+    #: each test's result, by test id
+    tests: dict[str, str] = field(default_factory=dict)
 
     def add(
         self,
@@ -177,7 +202,9 @@ class SuiteReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "version": 2,
+            "version": VERSION,
+            "run": self.run,
+            "tests": dict(sorted(self.tests.items())),
             "calls": self.calls,
             "by_code": dict(sorted(self.by_code.items())),
             "no_deadline": self.no_deadline,
@@ -199,8 +226,9 @@ class SuiteReport:
         self.by_code.update({str(k): int(v) for k, v in data.get("by_code", {}).items()})
         self.no_deadline_exempt += int(data.get("no_deadline_exempt", 0))
         self.hops.update({str(k): int(v) for k, v in data.get("hops", {}).items()})
-        for key in _LISTS:
+        for key in LISTS:
             getattr(self, key).extend(data.get(key, []))
+        self.tests.update({str(k): str(v) for k, v in data.get("tests", {}).items()})
         self.used = self.used or bool(data.get("used", False))
 
     def write_json(self, path: str) -> None:

@@ -74,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
         "than once (one per process), also check the processes against each other",
     )
     explain.add_argument("--json", action="store_true", help="print one JSON object instead")
+    commands.add_parser(
+        "merge",
+        help="merge the JSON reports of separate runs or shards (merge --help)",
+        add_help=False,
+    )
     return parser
 
 
@@ -237,8 +242,10 @@ def main(
     parser = _parser()
     try:
         args = parser.parse_args(argv)
+        if args.command == "merge":  # python -m pytest_grpc_deadlines merge runs it; not here
+            raise _UsageError(f"{parser.prog}: error: run merge as: python -m pytest_grpc_deadlines merge")
         if args.command != "explain":
-            raise _UsageError(f"{parser.prog}: error: a command is required: explain")
+            raise _UsageError(f"{parser.prog}: error: a command is required: explain or merge")
         cascade: Cascade = load_cascades(args.cascade, "--cascade") if args.cascade else DAGSTER
         environments = _environments(
             cascade, args.process, args.env_file, os.environ if environ is None else environ

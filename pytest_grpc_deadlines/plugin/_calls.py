@@ -70,6 +70,8 @@ class CallsPlugin:
         self.record = record
         self._used = used or bool(config.getoption("grpc_deadlines_report"))
         self._report: SuiteReport | None = None  # made when there is something to report
+        #: tests' results are kept for the JSON report, by the process that writes it
+        self._results = bool(config.getoption("grpc_deadlines_json")) and not hasattr(config, "workeroutput")
         self._json_error = ""
         if record:
             deferred.install()
@@ -80,7 +82,7 @@ class CallsPlugin:
         if self._report is None:
             from ..calls._report import SuiteReport
 
-            self._report = SuiteReport(used=self._used)
+            self._report = SuiteReport(used=self._used, run=self.config.getoption("grpc_deadlines_run"))
             self._report.max_deadline = self.policy.max_seconds
         return self._report
 
@@ -216,6 +218,18 @@ class CallsPlugin:
                 )
             RECORDER.start_test(None)
             self._add_background()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # each test's result, for the JSON report (xdist: the controller sees the workers')
+        if self._results:
+            from ..calls._report import test_result
+
+            tests = self.report.tests
+            result = test_result(
+                tests.get(report.nodeid), report.when, report.outcome, hasattr(report, "wasxfail")
+            )
+            if result is not None:
+                tests[report.nodeid] = result
 
     # the suite ----------------------------------------------------------------------------------
     @pytest.hookimpl(optionalhook=True)

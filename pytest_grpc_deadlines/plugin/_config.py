@@ -55,6 +55,10 @@ HELP_SITE_SKIP = (
     "or src/generated/); grpc, installed packages and the standard library are always skipped"
 )
 HELP_JSON = "write the gRPC deadlines summary as JSON to PATH (merged across xdist workers)"
+HELP_RUN = (
+    "name this run or shard in the JSON report (e.g. shard-2 or py3.12), for "
+    "`python -m pytest_grpc_deadlines merge`"
+)
 HELP_CASCADE = (
     "the timeout cascades to use, apart by spaces or lines: built-in names (dagster, otel_otlp, "
     "grpc_simple_stubs) or module:attribute naming a pytest_grpc_deadlines.Cascade; a setting "
@@ -77,6 +81,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--grpc-deadlines-report", action="store_true", help=HELP_REPORT)
     group.addoption("--grpc-deadlines-json", metavar="PATH", default=None, help=HELP_JSON)
+    group.addoption("--grpc-deadlines-run", metavar="NAME", default=None, help=HELP_RUN)
     parser.addini("grpc_timeouts", HELP_TIMEOUTS_INI, type="linelist", default=[])
     parser.addini("grpc_deadlines_cascade", HELP_CASCADE, default="")
     parser.addini("grpc_require_deadlines", HELP_REQUIRE, default="false")

@@ -29,6 +29,8 @@ UNARY = "pytest_grpc_deadlines.probe.v1.Probe/Unary"
 """
 JSON_KEYS = {
     "version",
+    "run",
+    "tests",
     "calls",
     "by_code",
     "no_deadline",
@@ -298,7 +300,9 @@ def test_json_holds_the_same_data(pytester: pytest.Pytester) -> None:
     [entry] = data["no_deadline"]
     assert entry["target"].startswith("127.0.0.1:")
     assert data == {
-        "version": 2,
+        "version": 3,
+        "run": None,
+        "tests": {"test_mod.py::test_calls": "passed"},
         "calls": 2,
         "by_code": {"OK": 1, "UNAVAILABLE": 1},
         "no_deadline": [
