@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from ._errors import (
     ArgumentError,
     ArgumentTypeError,
+    CascadeError,
     CheckError,
     GrpcDeadlinesError,
     GrpcDeadlinesWarning,
@@ -22,28 +23,27 @@ from ._errors import (
     ServerStateError,
     WaitTimeoutError,
 )
-from .cascade import (
-    DAGSTER,
-    Binding,
-    Cascade,
-    CascadeError,
-    Flag,
-    Max,
-    Milliseconds,
-    OrDefault,
-    Process,
-    Ref,
-    Resolved,
-    Seconds,
-    Setting,
-    Text,
-    ValueRule,
-    WholeNumber,
-)
 
 if TYPE_CHECKING:
     from .calls._client import ClientCall
     from .calls._verdicts import CallLog, Pair
+    from .cascade import (
+        DAGSTER,
+        Binding,
+        Cascade,
+        Flag,
+        Max,
+        Milliseconds,
+        OrDefault,
+        Process,
+        Ref,
+        Resolved,
+        Seconds,
+        Setting,
+        Text,
+        ValueRule,
+        WholeNumber,
+    )
     from .cascade._builtins import GRPC_SIMPLE_STUBS, OTEL_OTLP
     from .cascade._invariants import Violation, check
     from .servers._aio import AioGate, AioGrpcTestServer
@@ -106,6 +106,21 @@ __all__ = [
 
 # Imported on first use, so that loading the plugin stays light.
 _LAZY = {
+    "DAGSTER": "cascade",
+    "Binding": "cascade",
+    "Cascade": "cascade",
+    "Flag": "cascade",
+    "Max": "cascade",
+    "Milliseconds": "cascade",
+    "OrDefault": "cascade",
+    "Process": "cascade",
+    "Ref": "cascade",
+    "Resolved": "cascade",
+    "Seconds": "cascade",
+    "Setting": "cascade",
+    "Text": "cascade",
+    "ValueRule": "cascade",
+    "WholeNumber": "cascade",
     "AioGate": "servers._aio",
     "AioGrpcTestServer": "servers._aio",
     "CallLog": "calls._verdicts",

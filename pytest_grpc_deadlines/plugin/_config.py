@@ -11,12 +11,12 @@ import pytest
 
 from .._errors import OverrideError
 from ..calls._audit import parse_ini_policy
-from ..cascade._cascade import DAGSTER, Cascade
 from ._calls import CallsPlugin
 from ._state import STATE, State
 
 if TYPE_CHECKING:
     from ..calls._hops import Mode as PropagationMode
+    from ..cascade._cascade import Cascade
     from ..cascade._overrides import Layer
 
 HELP_TIMEOUT = (
@@ -135,14 +135,18 @@ def _used(config: pytest.Config) -> bool:
     return any(config.getini(key) for key in _INI_KEYS)
 
 
-def _marker_signature(cascade: Cascade) -> str:
-    keywords = ", ".join(f"{name}=..." for name in cascade.names)
+def _marker_signature(cascade: Cascade | None) -> str:
+    """The marker's line in ``pytest --markers``: with the settings' names when ``cascade`` is
+    given (only that run needs them, and other runs need not load the cascade model)."""
+    if cascade is None:
+        keywords, whose = "SETTING=...", "timeout cascade's"
+    else:
+        keywords, whose = ", ".join(f"{name}=..." for name in cascade.names), f"{cascade.name} cascade's"
     return (
-        f"grpc_timeouts(*, {keywords}, inherit=False): set the {cascade.name} cascade's "
-        "environment variables for this test only (int/float values, True/False for a Flag "
-        "setting, str written verbatim, None removes the variable); every other cascade "
-        "variable is removed unless inherit=True. The grpc_timeouts fixture gives the resolved "
-        "values and their sources."
+        f"grpc_timeouts(*, {keywords}, inherit=False): set the {whose} environment variables "
+        "for this test only (int/float values, True/False for a Flag setting, str written "
+        "verbatim, None removes the variable); every other cascade variable is removed unless "
+        "inherit=True. The grpc_timeouts fixture gives the resolved values and their sources."
     )
 
 
@@ -151,13 +155,13 @@ def pytest_configure(config: pytest.Config) -> None:
     ini_lines, cli_lines = config.getini("grpc_timeouts"), config.getoption("grpc_timeout")
     layers: tuple[Layer, ...] = ()
     try:
-        cascade = DAGSTER
+        state = State(None, ())  # Dagster's cascade, loaded when a test needs it
         if path or ini_lines or cli_lines:  # else nothing to parse: a run that never sets them
             from ..cascade._overrides import load_cascades, parse_assignments
 
-            cascade = load_cascades(path, "ini grpc_deadlines_cascade") if path.strip() else DAGSTER
-            ini = parse_assignments(cascade, ini_lines, "ini grpc_timeouts", repeats=False)
-            cli = parse_assignments(cascade, cli_lines, "--grpc-timeout")
+            state = State(load_cascades(path, "ini grpc_deadlines_cascade") if path.strip() else None, ())
+            ini = parse_assignments(state.cascade, ini_lines, "ini grpc_timeouts", repeats=False)
+            cli = parse_assignments(state.cascade, cli_lines, "--grpc-timeout")
             layers = tuple(layer for layer in (ini, cli) if layer.values)
         policy = parse_ini_policy(
             str(config.getini("grpc_require_deadlines")),
@@ -182,7 +186,9 @@ def pytest_configure(config: pytest.Config) -> None:
                 )
     except OverrideError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.addinivalue_line("markers", _marker_signature(cascade))
+    # The settings' names, for `pytest --markers` only: other runs need not load the cascade.
+    shows_markers = bool(config.getoption("markers", False))
+    config.addinivalue_line("markers", _marker_signature(state.cascade if shows_markers else None))
     config.addinivalue_line(
         "markers",
         "grpc_require_propagation(enabled=True, /): fail this test when a handler of the plugin's "
@@ -203,7 +209,7 @@ def pytest_configure(config: pytest.Config) -> None:
     calls = CallsPlugin(config, policy, record=record, used=_used(config), propagation=propagation)
     config.stash[_CALLS] = calls
     config.pluginmanager.register(calls, "grpc_deadlines.calls")
-    config.stash[STATE] = State(cascade, layers)
+    config.stash[STATE] = State(state.configured, layers)
     from . import _fake, _servers, _wire  # each imports what it serves when a fixture needs it
 
     config.pluginmanager.register(_servers, "grpc_deadlines.fixtures")

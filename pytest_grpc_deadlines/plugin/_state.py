@@ -16,10 +16,22 @@ __all__ = ["STATE", "State", "configured_cascade"]
 
 @dataclass(frozen=True)
 class State:
-    """The run's cascade and the layers (ini ``grpc_timeouts``, ``--grpc-timeout``) under markers."""
+    """The run's cascade and the layers (ini ``grpc_timeouts``, ``--grpc-timeout``) under markers.
 
-    cascade: Cascade
+    ``configured`` is None for the default, Dagster's cascade, which is imported only when a
+    test needs it: a run that never sets a timeout does not load the cascade model.
+    """
+
+    configured: Cascade | None
     base_layers: tuple[Layer, ...]
+
+    @property
+    def cascade(self) -> Cascade:
+        if self.configured is not None:
+            return self.configured
+        from ..cascade._cascade import DAGSTER
+
+        return DAGSTER
 
 
 STATE = pytest.StashKey[State]()

@@ -27,6 +27,8 @@ def test_loading_the_plugin_imports_no_grpc_protobuf_or_hypothesis(pytester: pyt
             assert pytestconfig.pluginmanager.has_plugin("grpc_deadlines")
             heavy = [name for name in ("grpc", "google.protobuf", "hypothesis") if name in sys.modules]
             assert heavy == []
+            # nor the cascade model, when no marker, option or ini key sets a timeout
+            assert "pytest_grpc_deadlines.cascade._cascade" not in sys.modules
 
         def test_the_recording_arrives_with_grpc(request):
             import grpc
