@@ -13,8 +13,7 @@ if TYPE_CHECKING:
 import fnmatch
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from .._checks import shown
 from .._errors import OverrideError
@@ -32,8 +31,12 @@ __all__ = [
 Mode = Literal["off", "fail", "warn"]
 
 
-@dataclass(frozen=True)
-class AuditPolicy:
+class AuditPolicy(NamedTuple):
+    """What the deadline audit fails or warns: its mode, the longest deadline, exempt methods.
+
+    (A named tuple, not a dataclass: it is made when the plugin loads, and cheaper to define.)
+    """
+
     mode: Mode = "off"
     max_seconds: float | None = None
     exempt: tuple[str, ...] = ()
@@ -79,11 +82,11 @@ def parse_marker_policy(
     if not isinstance(enabled, bool):
         raise OverrideError(f"{prefix}: enabled={shown(enabled)} is not accepted; use True or False")
     if not enabled:
-        return replace(base, mode="off")
+        return base._replace(mode="off")
     max_seconds = base.max_seconds
     if kwargs.get("max_seconds") is not None:
         max_seconds = _seconds(kwargs["max_seconds"], f"{prefix}: max_seconds")
-    return replace(base, mode="fail", max_seconds=max_seconds)
+    return base._replace(mode="fail", max_seconds=max_seconds)
 
 
 def exempt_method(call: ClientCall, policy: AuditPolicy) -> bool:

@@ -17,7 +17,6 @@ import itertools
 import os
 import sys
 import threading
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..servers._observers import CALL_ID_HEADER, is_serving, on_call, served_call, serves
@@ -54,17 +53,20 @@ def _client_call() -> type[ClientCall]:
     return ClientCall
 
 
-@dataclass
 class _Frame:
-    """What one pytest session (a pytester run nests another) is recording."""
+    """What one pytest session (a pytester run nests another) is recording. (A plain class:
+    made when the plugin loads, where a dataclass costs its definition.)"""
 
-    test: str | None = None
-    calls: list[ClientCall] = field(default_factory=list)
-    background: list[ClientCall] = field(default_factory=list)
-    #: each pairing header's server calls: one per attempt, in arrival order
-    server_calls: dict[str, list[ServerCall]] = field(default_factory=dict)
-    #: threads running when the test started, other than the test's own
-    older: frozenset[threading.Thread] = frozenset()
+    __slots__ = ("background", "calls", "older", "server_calls", "test")
+
+    def __init__(self) -> None:
+        self.test: str | None = None
+        self.calls: list[ClientCall] = []
+        self.background: list[ClientCall] = []
+        #: each pairing header's server calls: one per attempt, in arrival order
+        self.server_calls: dict[str, list[ServerCall]] = {}
+        #: threads running when the test started, other than the test's own
+        self.older: frozenset[threading.Thread] = frozenset()
 
 
 class Recorder:
