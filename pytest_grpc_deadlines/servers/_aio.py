@@ -131,6 +131,7 @@ class AioGrpcTestServer(ServerBase):
         self._changed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
+        self._closed_target = ""
 
     # lifecycle -----------------------------------------------------------------------------
     async def start(self) -> AioGrpcTestServer:
@@ -172,11 +173,21 @@ class AioGrpcTestServer(ServerBase):
         self._release_all()
         await self.close_channels()
         await self.stop(None)
-        await self._end_handlers()
-        self._remove_tmpdir()
+        try:
+            stuck = await self._end_handlers()
+        finally:
+            self._remove_tmpdir()
+        if stuck:  # after the cleanup: under filterwarnings = error the warning raises
+            warnings.warn(
+                f"{stuck} handler task(s) of the closed AioGrpcTestServer on {self._closed_target} "
+                f"did not end within {_HANDLER_EXIT_SECONDS:g} s of being cancelled (a servicer "
+                "that catches asyncio.CancelledError and goes on?)",
+                ResourceWarning,
+                stacklevel=2,
+            )
 
-    async def _end_handlers(self) -> None:
-        """End the handler tasks the stop left running, and wait for them.
+    async def _end_handlers(self) -> int:
+        """End the handler tasks the stop left running, and wait for them; how many did not end.
 
         Some grpcio releases (1.44 among them) leave the task of a handler that was in flight at
         ``stop()`` pending, and pytest-asyncio 0.24 to 1.0 close the test's loop without
@@ -187,18 +198,12 @@ class AioGrpcTestServer(ServerBase):
         tasks = [task for task in self._handlers if not task.done() and task is not current]
         self._handlers.clear()
         if not tasks:
-            return
+            return 0
+        self._closed_target = self.target  # for the warning, said once the socket's folder is gone
         for task in tasks:
             task.cancel()
         _, pending = await asyncio.wait(tasks, timeout=_HANDLER_EXIT_SECONDS)
-        if pending:
-            warnings.warn(
-                f"{len(pending)} handler task(s) of the closed AioGrpcTestServer on {self.target} "
-                f"did not end within {_HANDLER_EXIT_SECONDS:g} s of being cancelled (a servicer "
-                "that catches asyncio.CancelledError and goes on?)",
-                ResourceWarning,
-                stacklevel=2,
-            )
+        return len(pending)
 
     async def __aenter__(self) -> AioGrpcTestServer:
         return await self.start()

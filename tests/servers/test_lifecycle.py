@@ -11,6 +11,7 @@ import stat
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -423,5 +424,31 @@ async def test_aio_close_warns_about_a_handler_that_will_not_end(monkeypatch: py
     task.cancel()
     await asyncio.wait([task], timeout=10)
     assert task.done()
+    with pytest.raises((grpc.RpcError, asyncio.CancelledError)):
+        await call
+
+
+@pytest.mark.asyncio
+async def test_aio_close_cleans_up_before_the_warning_even_when_it_raises(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pytest_grpc_deadlines.servers import _aio
+    from tests.echo_service import SAY, add_EchoServicer_to_server
+
+    monkeypatch.setattr(_aio, "_HANDLER_EXIT_SECONDS", 0.05)  # margin: only bounds the wait
+    stuck = _Stuck(swallow=True)
+    server = await AioGrpcTestServer((add_EchoServicer_to_server, stuck), transport="unix").start()
+    folder = pathlib.Path(server.target.removeprefix("unix:")).parent
+    call = unary_unary(server.channel(), f"/{SAY}")(b"x", timeout=30)
+    await asyncio.wait_for(stuck.entered.wait(), 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)  # as under filterwarnings = error
+        with pytest.raises(ResourceWarning, match=r"did not end within 0\.05 s"):
+            await server.close()
+    assert not folder.exists()
+    [task] = stuck.tasks
+    stuck.swallow = False
+    task.cancel()
+    await asyncio.wait([task], timeout=10)
     with pytest.raises((grpc.RpcError, asyncio.CancelledError)):
         await call
