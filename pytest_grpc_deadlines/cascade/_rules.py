@@ -175,7 +175,10 @@ class Milliseconds(_Number):
         return f"a {self.noun}, as {reader} reads it"
 
     def parse(self, raw: str) -> object:
-        return (int(raw) if self.whole else float(raw)) / 1000
+        try:
+            return (int(raw) if self.whole else float(raw)) / 1000
+        except OverflowError as exc:  # an int too large for a float: as the cascade's errors go
+            raise ValueError(f"OverflowError: {exc}") from None
 
     def write(self, value: object) -> str | None:
         if isinstance(value, str):
@@ -191,14 +194,18 @@ class Milliseconds(_Number):
         millis = float(value) * 1000
         if not math.isfinite(millis):
             raise ArgumentError(f"{value!r} seconds is not {self.accepts}")
+        whole = round(millis)
+        if abs(millis - whole) <= 1e-6 * max(1.0, abs(millis)):  # 1.001 s is 1000.9999999999999 ms
+            millis = float(whole)
         if not self.whole:
             return repr(millis)
         if not millis.is_integer():
+            nearest = max(whole, 1) if value > 0 else whole
             raise ArgumentError(
-                f"{value!r} seconds is {millis!r} ms, not {self.accepts}; give whole milliseconds "
-                f"(e.g. {round(millis) / 1000!r}) or a str written verbatim"
+                f"{value!r} seconds is {millis:g} ms, not {self.accepts}; give whole milliseconds "
+                f"(e.g. {nearest / 1000!r}) or a str written verbatim"
             )
-        return str(int(millis))
+        return str(whole)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,10 @@ def test_whole_milliseconds_refuse_a_fraction_naming_the_reader() -> None:
     assert "traces" in resolved.errors  # derived from it
 
 
-@pytest.mark.parametrize(("value", "text"), [(1.5, "1500"), (2, "2000"), (0.001, "1"), ("750", "750")])
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(1.5, "1500"), (2, "2000"), (0.001, "1"), (1.001, "1001"), (2.002, "2002"), ("750", "750")],
+)
 def test_a_marker_gives_seconds_and_writes_milliseconds(value: object, text: str) -> None:
     assert Milliseconds().write(value) == text
 
@@ -81,6 +84,12 @@ def test_a_fractional_millisecond_is_refused_with_the_nearest_whole_one() -> Non
 def test_a_marker_value_milliseconds_cannot_take_is_refused(value: object, message: str) -> None:
     with pytest.raises((TypeError, ValueError), match=message):
         Milliseconds().write(value)
+
+
+def test_milliseconds_too_large_for_a_float_are_an_error_not_a_crash() -> None:
+    resolved = EXPORTER.resolve({"PGD_TIMEOUT_MS": "1" + "0" * 400})
+    assert "OverflowError" in str(resolved.errors["timeout"])
+    assert "traces" in EXPORTER.resolve({"PGD_TRACES_TIMEOUT_MS": "1" + "0" * 400}).errors
 
 
 def test_fractional_milliseconds_write_as_float_reads_them() -> None:
