@@ -7,8 +7,9 @@ reports give different results is flagged, and ``--fail-on`` thresholds apply to
 totals, where a per-shard threshold would be wrong.
 
 Exit codes: 0 merged and within the thresholds; 1 a ``--fail-on`` threshold exceeded; 2 two
-reports disagree on a test's result (whatever the thresholds); 4 a usage error (an option, a
-file that cannot be read, or one that is not a report of version 3).
+reports disagree on a test's result (more tests than ``--fail-on conflicts=N`` allows, 0 by
+default); 4 a usage error (an option, a file that cannot be read, or one that is not a report of
+version 3).
 
 Plain JSON and the report's own merging: no grpc.
 """
@@ -146,7 +147,8 @@ def _parser() -> argparse.ArgumentParser:
             "Merge the JSON reports (--grpc-deadlines-json) of separate runs or shards: print the "
             "merged summary, flag a test that two reports give different results, and apply "
             "--fail-on thresholds to the merged totals. Exit 0 when all is well, 1 when a "
-            "threshold is exceeded, 2 when reports disagree on a test's result, 4 on a usage error."
+            "threshold is exceeded, 2 when reports disagree on more tests' results than "
+            "--fail-on conflicts=N allows (0 by default), 4 on a usage error."
         ),
     )
     parser.add_argument("reports", nargs="+", metavar="REPORT.json", help="reports to merge")
@@ -186,13 +188,15 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     lines.append(f"tests the reports disagree on: {len(merged.conflicts)}")
     for test, by_run in sorted(merged.conflicts.items()):
         lines.append(f"  {test}: " + ", ".join(f"{result} in {run}" for run, result in by_run.items()))
-    exceeded = [t for t in thresholds if merged.count(t.kind) > t.limit]
+    # disagreeing results fail the merge (exit 2) unless --fail-on conflicts=N tolerates them
+    conflict_limit = min((t.limit for t in thresholds if t.kind == "conflicts"), default=0)
+    exceeded = [t for t in thresholds if t.kind != "conflicts" and merged.count(t.kind) > t.limit]
     for threshold in exceeded:
         lines.append(
             f"--fail-on {threshold.kind}={threshold.limit}: {merged.count(threshold.kind)} "
             f"{threshold.kind} in the merged reports"
         )
     print("\n".join(lines), file=out)
-    if merged.conflicts:
+    if len(merged.conflicts) > conflict_limit:
         return EXIT_CONFLICT
     return EXIT_THRESHOLD if exceeded else EXIT_OK

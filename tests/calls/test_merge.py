@@ -113,6 +113,9 @@ def test_a_test_two_runs_disagree_on_is_flagged(
     assert "tests the reports disagree on: 1" in out
     assert "  test_shard_one.py::test_flaky: passed in shard-1, failed in shard-1-retry" in out
     assert "tests: 4, 2 of them in more than one report with one result" in out
+    # a matrix may tolerate some: an explicit threshold decides
+    assert _merge(*shards, again, "--fail-on", "conflicts=1")[0] == 0
+    assert _merge(*shards, again, "--fail-on", "conflicts=1", "--fail-on", "no_deadline")[0] == 1
 
 
 def test_reports_without_a_run_name_are_named_by_their_path(pytester: pytest.Pytester) -> None:
