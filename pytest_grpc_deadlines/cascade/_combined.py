@@ -26,8 +26,10 @@ __all__ = ["CombinedCascade", "combine"]
 class CombinedCascade(Cascade):
     """Cascades resolved side by side (see :func:`combine`)."""
 
+    #: the cascades, each with its settings under their names here (so that its errors and
+    #: sources say those names), for resolving
     parts: tuple[Cascade, ...] = ()
-    #: (index of the part, the part's setting name, the name here), in cascade order
+    #: (index of the part, the part's own setting name, the name here), in cascade order
     renames: tuple[tuple[int, str, str], ...] = ()
 
     def resolve(self, environ: Mapping[str, str], origins: Mapping[str, str] | None = None) -> Resolved:
@@ -36,16 +38,15 @@ class CombinedCascade(Cascade):
         raws: dict[str, str | None] = {}
         explicit: dict[str, bool] = {}
         sources: dict[str, str] = {}
-        parts = [part.resolve(environ, origins) for part in self.parts]
-        for index, name, here in self.renames:
-            part = parts[index]
-            if name in part.errors:
-                errors[here] = part.errors[name]
-            else:
-                values[here] = part[name]
-            raws[here] = part.raw(name)
-            explicit[here] = part.is_explicit(name)
-            sources[here] = part.source(name)
+        for part in (part.resolve(environ, origins) for part in self.parts):
+            for name in part.cascade.names:
+                if name in part.errors:
+                    errors[name] = part.errors[name]
+                else:
+                    values[name] = part[name]
+                raws[name] = part.raw(name)
+                explicit[name] = part.is_explicit(name)
+                sources[name] = part.source(name)
         return Resolved(self, values, errors, raws, explicit, sources)
 
     def ambiguous(self, name: str) -> tuple[str, ...]:
@@ -102,6 +103,7 @@ def combine(cascades: Sequence[Cascade]) -> Cascade:
             readers[setting.env_var] = cascade.name
     counts = Counter(s.name for c in cascades for s in c)
     settings: list[Setting] = []
+    parts: list[Cascade] = []
     renames: list[tuple[int, str, str]] = []
     bindings = []
     methods: list[tuple[str, str]] = []
@@ -110,12 +112,20 @@ def combine(cascades: Sequence[Cascade]) -> Cascade:
     process_counts = Counter(p.name for c in cascades for p in c.processes)
     for index, cascade in enumerate(cascades):
         rename = {s.name: s.name if counts[s.name] == 1 else f"{_prefix(cascade)}_{s.name}" for s in cascade}
-        for setting in cascade:
-            here = rename[setting.name]
-            settings.append(
-                dataclasses.replace(setting, name=here, default=_renamed_default(setting.default, rename))
+        own = [
+            dataclasses.replace(
+                setting, name=rename[setting.name], default=_renamed_default(setting.default, rename)
             )
-            renames.append((index, setting.name, here))
+            for setting in cascade
+        ]
+        settings += own
+        renames += [(index, setting.name, rename[setting.name]) for setting in cascade]
+        # resolved under the names here; its checks run on the cascade itself (_part_checks)
+        parts.append(
+            dataclasses.replace(
+                cascade, settings=tuple(own), bindings=(), checks=(), processes=(), methods=()
+            )
+        )
         bindings += [dataclasses.replace(b, setting=rename[b.setting]) for b in cascade.bindings]
         methods += [(pattern, rename[setting]) for pattern, setting in cascade.method_settings]
         for process in cascade.processes:
@@ -123,6 +133,17 @@ def combine(cascades: Sequence[Cascade]) -> Cascade:
             processes.append(Process(name, process.description, tuple(rename[s] for s in process.settings)))
         if cascade.checks:
             checks.append(_part_checks(cascade, rename))
+    taken: dict[str, tuple[str, str]] = {}
+    for index, original, here in renames:
+        entry = (cascades[index].name, original)
+        if here in taken:
+            # one of the two was renamed because two cascades share its name
+            (renamed, was), (other, its) = sorted((taken[here], entry), key=lambda e: e[1] == here)
+            raise ArgumentError(
+                f"the {renamed} cascade's {was!r} is called {here!r} here (another listed cascade "
+                f"has a setting {was!r}), and so is the {other} cascade's {its!r}; rename one of them"
+            )
+        taken[here] = entry
     return CombinedCascade(
         name="+".join(c.name for c in cascades),
         settings=tuple(settings),
@@ -130,6 +151,6 @@ def combine(cascades: Sequence[Cascade]) -> Cascade:
         checks=tuple(checks),
         processes=tuple(processes),
         methods=tuple(methods),
-        parts=tuple(cascades),
+        parts=tuple(parts),
         renames=tuple(renames),
     )

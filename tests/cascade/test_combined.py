@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_grpc_deadlines import DAGSTER, GRPC_SIMPLE_STUBS, OTEL_OTLP, Cascade, Seconds, Setting, check
+from pytest_grpc_deadlines import DAGSTER, GRPC_SIMPLE_STUBS, OTEL_OTLP, Cascade, Ref, Seconds, Setting, check
 from pytest_grpc_deadlines.cascade._combined import combine
 from pytest_grpc_deadlines.cascade._explain import main as explain
 from pytest_grpc_deadlines.cascade._overrides import (
@@ -35,7 +35,7 @@ def test_names_stay_unless_two_cascades_share_one() -> None:
     assert both.names == ("otel_otlp_timeout", "traces", "metrics", "logs", "mine_timeout", "deadline_floor")
     resolved = both.resolve({"OTEL_EXPORTER_OTLP_TIMEOUT": "3", "MINE_TIMEOUT": "7.5"})
     assert (resolved.otel_otlp_timeout, resolved.traces, resolved.mine_timeout) == (3.0, 3.0, 7.5)
-    assert resolved.source("traces") == "derived: timeout=3.0"  # the part's own words
+    assert resolved.source("traces") == "derived: otel_otlp_timeout=3.0"  # in the names used here
     # a renamed setting's default still derives from its own cascade's setting
     assert both["traces"].default.name == "otel_otlp_timeout"  # type: ignore[attr-defined]
 
@@ -106,3 +106,34 @@ def test_explain_resolves_several_cascades_side_by_side(capsys: pytest.CaptureFi
     assert "derived: timeout=10.0 (OTEL_EXPORTER_OTLP_METRICS_TIMEOUT='0' counts as unset)" in out
     assert "default_timeout -1 < 0: every call with this timeout fails at once" in out
     assert code == 1
+
+
+def test_an_error_names_the_settings_as_the_combined_cascade_does() -> None:
+    deriving = Cascade(
+        "mine",
+        (
+            Setting("timeout", "MINE_TIMEOUT", 5.0, rule=Seconds(), kind="seconds"),
+            Setting("floor", "MINE_FLOOR", Ref("timeout"), rule=Seconds(), kind="seconds"),
+        ),
+    )
+    resolved = combine([OTEL_OTLP, deriving]).resolve({"MINE_TIMEOUT": "abc"})
+    error = resolved.errors["floor"]
+    assert error.setting == "floor"
+    assert str(error).startswith("floor derives from mine_timeout, which is invalid: MINE_TIMEOUT='abc'")
+    assert resolved.source("floor") == "derived from mine_timeout, which is invalid"
+
+
+def test_a_renamed_setting_that_meets_another_name_is_refused() -> None:
+    a = Cascade("a", (Setting("x", "PGD_A_X", 1),))
+    b = Cascade("b", (Setting("x", "PGD_B_X", 1), Setting("a_x", "PGD_B_AX", 1)))
+    with pytest.raises(OverrideError) as info:
+        load_cascades(["tests.cascade.test_combined:A", "tests.cascade.test_combined:B"], "--cascade")
+    assert str(info.value) == (
+        "--cascade: the a cascade's 'x' is called 'a_x' here (another listed cascade has a setting "
+        "'x'), and so is the b cascade's 'a_x'; rename one of them"
+    )
+    assert (a.names, b.names) == (A.names, B.names)
+
+
+A = Cascade("a", (Setting("x", "PGD_A_X", 1),))
+B = Cascade("b", (Setting("x", "PGD_B_X", 1), Setting("a_x", "PGD_B_AX", 1)))
