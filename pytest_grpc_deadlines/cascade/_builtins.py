@@ -74,14 +74,11 @@ class _EvictionSeconds(Seconds):
     """``datetime.timedelta(seconds=float(text))``: NaN, inf and beyond timedelta's range fail."""
 
     def parse(self, raw: str) -> object:
-        try:
-            return datetime.timedelta(seconds=float(raw)).total_seconds()
-        except OverflowError as exc:  # what grpc raises at import, as the cascade's errors go
-            raise ValueError(f"OverflowError: {exc}") from None
+        return datetime.timedelta(seconds=float(raw)).total_seconds()
 
 
 _STUBS = "grpc._simple_stubs"
-_AT_IMPORT = "importing grpc._simple_stubs (grpc.experimental) fails there ({exc})"
+_AT_IMPORT = "importing grpc._simple_stubs (grpc.experimental) fails there ({kind}: {exc})"
 
 #: grpcio's simple stubs (``grpc.experimental``'s ``unary_unary`` and friends): read once, when
 #: ``grpc._simple_stubs`` is imported, into module constants and the stubs' default arguments.

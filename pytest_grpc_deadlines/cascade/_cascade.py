@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from .._errors import ArgumentError, CascadeError
-from ._rules import Flag, Max, Ref, Text, ValueRule, WholeNumber
+from ._rules import PARSE_ERRORS, Flag, Max, Ref, Text, ValueRule, WholeNumber
 
 __all__ = [
     "DAGSTER",
@@ -183,6 +183,11 @@ class Cascade:
                 return setting
         return None
 
+    def ambiguous(self, name: str) -> tuple[str, ...]:
+        """The settings that ``name`` could mean, when cascades combined into this one each have
+        a setting of that name (then each is called by its cascade's name); none otherwise."""
+        return ()
+
     @property
     def names(self) -> tuple[str, ...]:
         """The settings' names, in cascade order."""
@@ -230,8 +235,10 @@ class Cascade:
                 sources[setting.name] = where
                 try:
                     values[setting.name] = setting.rule.parse(raw)
-                except ValueError as exc:
-                    refusal = setting.rule.refusal(exc) or f"{reader} raises ValueError there ({exc})"
+                except PARSE_ERRORS as exc:
+                    refusal = (
+                        setting.rule.refusal(exc) or f"{reader} raises {type(exc).__name__} there ({exc})"
+                    )
                     errors[setting.name] = CascadeError(
                         f"{where} is not {setting.rule.accepts}: {refusal}",
                         setting=setting.name,

@@ -29,8 +29,8 @@ class CombinedCascade(Cascade):
     #: the cascades, each with its settings under their names here (so that its errors and
     #: sources say those names), for resolving
     parts: tuple[Cascade, ...] = ()
-    #: (index of the part, the part's own setting name, the name here), in cascade order
-    renames: tuple[tuple[int, str, str], ...] = ()
+    #: (a part's own setting name, the name here), in cascade order
+    renames: tuple[tuple[str, str], ...] = ()
 
     def resolve(self, environ: Mapping[str, str], origins: Mapping[str, str] | None = None) -> Resolved:
         values: dict[str, object] = {}
@@ -51,7 +51,7 @@ class CombinedCascade(Cascade):
 
     def ambiguous(self, name: str) -> tuple[str, ...]:
         """The names here of the settings that the parts call ``name``, when more than one has it."""
-        found = tuple(here for _, original, here in self.renames if original == name and here != name)
+        found = tuple(here for original, here in self.renames if original == name and here != name)
         return found if len(found) > 1 else ()
 
 
@@ -104,13 +104,13 @@ def combine(cascades: Sequence[Cascade]) -> Cascade:
     counts = Counter(s.name for c in cascades for s in c)
     settings: list[Setting] = []
     parts: list[Cascade] = []
-    renames: list[tuple[int, str, str]] = []
+    owners: list[tuple[str, str, str]] = []  # (cascade, its setting's name, the name here)
     bindings = []
     methods: list[tuple[str, str]] = []
     processes: list[Process] = []
     checks: list[Check] = []
     process_counts = Counter(p.name for c in cascades for p in c.processes)
-    for index, cascade in enumerate(cascades):
+    for cascade in cascades:
         rename = {s.name: s.name if counts[s.name] == 1 else f"{_prefix(cascade)}_{s.name}" for s in cascade}
         own = [
             dataclasses.replace(
@@ -119,7 +119,7 @@ def combine(cascades: Sequence[Cascade]) -> Cascade:
             for setting in cascade
         ]
         settings += own
-        renames += [(index, setting.name, rename[setting.name]) for setting in cascade]
+        owners += [(cascade.name, setting.name, rename[setting.name]) for setting in cascade]
         # resolved under the names here; its checks run on the cascade itself (_part_checks)
         parts.append(
             dataclasses.replace(
@@ -134,8 +134,8 @@ def combine(cascades: Sequence[Cascade]) -> Cascade:
         if cascade.checks:
             checks.append(_part_checks(cascade, rename))
     taken: dict[str, tuple[str, str]] = {}
-    for index, original, here in renames:
-        entry = (cascades[index].name, original)
+    for owner, original, here in owners:
+        entry = (owner, original)
         if here in taken:
             # one of the two was renamed because two cascades share its name
             (renamed, was), (other, its) = sorted((taken[here], entry), key=lambda e: e[1] == here)
@@ -152,5 +152,5 @@ def combine(cascades: Sequence[Cascade]) -> Cascade:
         processes=tuple(processes),
         methods=tuple(methods),
         parts=tuple(parts),
-        renames=tuple(renames),
+        renames=tuple((original, here) for _, original, here in owners),
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from .._checks import shown
 from .._errors import ArgumentError, OverrideError
 from ._cascade import Cascade
+from ._rules import PARSE_ERRORS
 
 __all__ = [
     "Layer",
@@ -136,7 +137,7 @@ def parse_assignments(
             raise OverrideError(f"{origin}: {name}={shown(text)} ({setting.env_var}) {problem}")
         try:
             setting.rule.parse(text)
-        except ValueError:
+        except PARSE_ERRORS:
             raise OverrideError(
                 f"{origin}: {name}={shown(text)} ({setting.env_var}) is not {setting.rule.accepts}"
             ) from None
@@ -197,8 +198,7 @@ def load_cascades(paths: str | Iterable[str], origin: str) -> Cascade:
 
 def _ambiguity(cascade: Cascade, name: str) -> str:
     """Where several combined cascades have a setting called ``name``: which names to use."""
-    ambiguous = getattr(cascade, "ambiguous", None)
-    found: tuple[str, ...] = ambiguous(name) if ambiguous is not None else ()
+    found = cascade.ambiguous(name)
     if not found:
         return ""
     return (

@@ -18,7 +18,12 @@ from .._errors import ArgumentError, ArgumentTypeError
 #: The largest float: ints beyond it do not round-trip through float().
 _FLOAT_MAX = sys.float_info.max
 
+#: What a reader's parse raises for text it refuses: ``float()`` and ``int()`` raise ValueError,
+#: and arithmetic or ``timedelta`` on what they read may raise OverflowError.
+PARSE_ERRORS = (ValueError, OverflowError)
+
 __all__ = [
+    "PARSE_ERRORS",
     "Flag",
     "Max",
     "Milliseconds",
@@ -43,7 +48,8 @@ class ValueRule:
         return raw is not None
 
     def parse(self, raw: str) -> object:
-        """Turn the variable's text into a value; raise ``ValueError`` as the reader would."""
+        """Turn the variable's text into a value; raise ``ValueError`` (or ``OverflowError``) as
+        the reader would."""
         return raw
 
     #: Texts the strategies draw for this rule (valid ones, and ones the reader refuses).
@@ -69,13 +75,14 @@ class _Number(ValueRule):
     empty_is_unset: bool = True
     reader: str = ""
     #: What the reader does with text that does not parse, when it is not the reader's own
-    #: ValueError (e.g. a click option's usage error); ``{exc}`` is the parse error.
+    #: ValueError (e.g. a click option's usage error); ``{exc}`` is the parse error, ``{kind}``
+    #: its type's name.
     refuses: str = ""
     #: Completes "a ..., as READER reads it" in messages.
     noun = "number"
 
     def refusal(self, exc: Exception) -> str:
-        return self.refuses.format(exc=exc)
+        return self.refuses.format(exc=exc, kind=type(exc).__name__)
 
     @property
     def accepts(self) -> str:  # type: ignore[override]
@@ -104,11 +111,11 @@ class WholeNumber(_Number):
     def write(self, value: object) -> str | None:
         if isinstance(value, str):
             return value
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ArgumentTypeError(
-                f"{value!r} is {_a(type(value).__name__)}; accepted: an int, a float with a "
-                "whole value, a str written to the variable verbatim, or None to remove it"
-            )
+        value = _number(
+            value,
+            "an int, a float with a whole value, a str written to the variable verbatim, or None to "
+            "remove it",
+        )
         if isinstance(value, float):
             if not math.isfinite(value) or not value.is_integer():
                 raise ArgumentError(
@@ -143,11 +150,9 @@ class Seconds(_Number):
     def write(self, value: object) -> str | None:
         if isinstance(value, str):
             return value
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ArgumentTypeError(
-                f"{value!r} is {_a(type(value).__name__)}; accepted: an int or a float, a str "
-                "written to the variable verbatim, or None to remove it"
-            )
+        value = _number(
+            value, "an int or a float, a str written to the variable verbatim, or None to remove it"
+        )
         if isinstance(value, int) and abs(value) > _FLOAT_MAX:
             raise ArgumentError(f"an int of {value.bit_length()} bits is beyond {self.reader}'s range")
         return repr(float(value))
@@ -175,20 +180,16 @@ class Milliseconds(_Number):
         return f"a {self.noun}, as {reader} reads it"
 
     def parse(self, raw: str) -> object:
-        try:
-            return (int(raw) if self.whole else float(raw)) / 1000
-        except OverflowError as exc:  # an int too large for a float: as the cascade's errors go
-            raise ValueError(f"OverflowError: {exc}") from None
+        return (int(raw) if self.whole else float(raw)) / 1000
 
     def write(self, value: object) -> str | None:
         if isinstance(value, str):
             return value
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ArgumentTypeError(
-                f"{value!r} is {_a(type(value).__name__)}; accepted: seconds as an int or a float "
-                "(written as milliseconds), a str written to the variable verbatim, or None to "
-                "remove it"
-            )
+        value = _number(
+            value,
+            "seconds as an int or a float (written as milliseconds), a str written to the variable "
+            "verbatim, or None to remove it",
+        )
         if isinstance(value, int) and abs(value) > _FLOAT_MAX / 1000:
             raise ArgumentError(f"an int of {value.bit_length()} bits is beyond what float() holds")
         millis = float(value) * 1000
@@ -239,7 +240,7 @@ class OrDefault(ValueRule):
         assert raw is not None
         try:
             return bool(self.inner.parse(raw))
-        except ValueError:
+        except PARSE_ERRORS:
             return True  # set, and its error shows
 
     def parse(self, raw: str) -> object:
@@ -344,6 +345,14 @@ class Text(ValueRule):
 
 #: A default computed from earlier settings.
 Rule = Ref | Max
+
+
+def _number(value: object, accepted: str) -> int | float:
+    """A marker value that is an int or a float (a bool is neither), else refused saying what is
+    ``accepted``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ArgumentTypeError(f"{value!r} is {_a(type(value).__name__)}; accepted: {accepted}")
+    return value
 
 
 def _a(noun: str) -> str:
