@@ -129,7 +129,7 @@ def merge(reports: Sequence[tuple[str, dict[str, Any]]]) -> Merged:
         names.append(name)
         for test, result in data.get("tests", {}).items():
             results.setdefault(str(test), {})[name] = str(result)
-        merged.merge({key: value for key, value in data.items() if key != "tests"})
+        merged.merge(data)  # its tests are replaced below, by the results of every run
         merged.max_deadline = (
             merged.max_deadline if merged.max_deadline is not None else data.get("max_deadline")
         )

@@ -154,14 +154,16 @@ def pytest_configure(config: pytest.Config) -> None:
     path = str(config.getini("grpc_deadlines_cascade") or "")
     ini_lines, cli_lines = config.getini("grpc_timeouts"), config.getoption("grpc_timeout")
     layers: tuple[Layer, ...] = ()
+    configured: Cascade | None = None  # None: Dagster's, loaded when a test needs it
     try:
-        state = State(None, ())  # Dagster's cascade, loaded when a test needs it
         if path or ini_lines or cli_lines:  # else nothing to parse: a run that never sets them
+            from ..cascade._cascade import DAGSTER
             from ..cascade._overrides import load_cascades, parse_assignments
 
-            state = State(load_cascades(path, "ini grpc_deadlines_cascade") if path.strip() else None, ())
-            ini = parse_assignments(state.cascade, ini_lines, "ini grpc_timeouts", repeats=False)
-            cli = parse_assignments(state.cascade, cli_lines, "--grpc-timeout")
+            configured = load_cascades(path, "ini grpc_deadlines_cascade") if path.strip() else None
+            cascade = configured or DAGSTER
+            ini = parse_assignments(cascade, ini_lines, "ini grpc_timeouts", repeats=False)
+            cli = parse_assignments(cascade, cli_lines, "--grpc-timeout")
             layers = tuple(layer for layer in (ini, cli) if layer.values)
         policy = parse_ini_policy(
             str(config.getini("grpc_require_deadlines")),
@@ -186,6 +188,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 )
     except OverrideError as exc:
         raise pytest.UsageError(str(exc)) from None
+    state = State(configured, layers)
     # The settings' names, for `pytest --markers` only: other runs need not load the cascade.
     shows_markers = bool(config.getoption("markers", False))
     config.addinivalue_line("markers", _marker_signature(state.cascade if shows_markers else None))
@@ -209,7 +212,7 @@ def pytest_configure(config: pytest.Config) -> None:
     calls = CallsPlugin(config, policy, record=record, used=_used(config), propagation=propagation)
     config.stash[_CALLS] = calls
     config.pluginmanager.register(calls, "grpc_deadlines.calls")
-    config.stash[STATE] = State(state.configured, layers)
+    config.stash[STATE] = state
     from . import _fake, _servers, _wire  # each imports what it serves when a fixture needs it
 
     config.pluginmanager.register(_servers, "grpc_deadlines.fixtures")

@@ -131,7 +131,6 @@ class AioGrpcTestServer(ServerBase):
         self._changed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
-        self._closed_target = ""
 
     # lifecycle -----------------------------------------------------------------------------
     async def start(self) -> AioGrpcTestServer:
@@ -178,16 +177,11 @@ class AioGrpcTestServer(ServerBase):
         finally:
             self._remove_tmpdir()
         if stuck:  # after the cleanup: under filterwarnings = error the warning raises
-            warnings.warn(
-                f"{stuck} handler task(s) of the closed AioGrpcTestServer on {self._closed_target} "
-                f"did not end within {_HANDLER_EXIT_SECONDS:g} s of being cancelled (a servicer "
-                "that catches asyncio.CancelledError and goes on?)",
-                ResourceWarning,
-                stacklevel=2,
-            )
+            warnings.warn(stuck, ResourceWarning, stacklevel=2)
 
-    async def _end_handlers(self) -> int:
-        """End the handler tasks the stop left running, and wait for them; how many did not end.
+    async def _end_handlers(self) -> str:
+        """End the handler tasks the stop left running, and wait for them; what to say of those
+        that did not end ("" when all did).
 
         Some grpcio releases (1.44 among them) leave the task of a handler that was in flight at
         ``stop()`` pending, and pytest-asyncio 0.24 to 1.0 close the test's loop without
@@ -198,12 +192,17 @@ class AioGrpcTestServer(ServerBase):
         tasks = [task for task in self._handlers if not task.done() and task is not current]
         self._handlers.clear()
         if not tasks:
-            return 0
-        self._closed_target = self.target  # for the warning, said once the socket's folder is gone
+            return ""
         for task in tasks:
             task.cancel()
         _, pending = await asyncio.wait(tasks, timeout=_HANDLER_EXIT_SECONDS)
-        return len(pending)
+        if not pending:
+            return ""
+        return (
+            f"{len(pending)} handler task(s) of the closed AioGrpcTestServer on {self.target} "
+            f"did not end within {_HANDLER_EXIT_SECONDS:g} s of being cancelled (a servicer "
+            "that catches asyncio.CancelledError and goes on?)"
+        )
 
     async def __aenter__(self) -> AioGrpcTestServer:
         return await self.start()
