@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import grpc.aio
 
+from ._context import PROBE_SERVICE_NAME, deadline_seconds, status_code
 from ._errors import ArgumentError
 
 with warnings.catch_warnings():
@@ -43,11 +44,7 @@ __all__ = [
     "deadline_seconds",
 ]
 
-PROBE_SERVICE_NAME = "pytest_grpc_deadlines.probe.v1.Probe"
 _PACKAGE = "pytest_grpc_deadlines.probe.v1"
-
-#: A sync server reports "no deadline" as a time_remaining() of about 9.22e18 s.
-_NO_DEADLINE_ABOVE = 1e9
 
 
 def _file_descriptor() -> descriptor_pb2.FileDescriptorProto:
@@ -118,14 +115,6 @@ _METHODS = {
     "ClientStream": (True, False),
     "Bidi": (True, True),
 }
-
-
-def deadline_seconds(context: grpc.ServicerContext | _AioContext) -> float | None:
-    """Seconds left before the client's deadline, or None when the client set none."""
-    remaining = context.time_remaining()
-    if remaining is None or remaining > _NO_DEADLINE_ABOVE:
-        return None
-    return float(remaining)
 
 
 def _serialize(message: Any) -> bytes:
@@ -274,14 +263,6 @@ class ProbeServicer:
             index += 1
             if request.status_code:
                 await self._aio_finish(request, context)
-
-
-def status_code(number: int) -> grpc.StatusCode | None:
-    """The ``grpc.StatusCode`` whose number is ``number``, else None."""
-    for code in grpc.StatusCode:
-        if code.value[0] == number:
-            return code
-    return None
 
 
 def _status(number: int) -> grpc.StatusCode:

@@ -21,7 +21,6 @@ import grpc.aio
 
 from .._errors import ServerStateError
 from ..cascade._cascade import DAGSTER, Cascade
-from ..probe import ProbeAioStub
 from ._core import (
     DEFAULT_GRACE,
     DEFAULT_MAX_HOLD,
@@ -48,7 +47,10 @@ from ._records import ServerCall
 
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
-if TYPE_CHECKING:  # generic in grpc's stubs only
+if TYPE_CHECKING:
+    from ..probe import ProbeAioStub  # loaded (with protobuf) when a test first asks for it
+
+    # generic in grpc's stubs only
     _Context = grpc.aio.ServicerContext[Any, Any]
 
 __all__ = ["AioGate", "AioGrpcTestServer"]
@@ -235,6 +237,8 @@ class AioGrpcTestServer(ServerBase):
             )
 
     def probe(self, **options: object) -> ProbeAioStub:
+        from ..probe import ProbeAioStub
+
         return ProbeAioStub(self.channel(**options))
 
     async def close_channels(self) -> None:

@@ -19,15 +19,9 @@ import grpc
 import grpc.aio
 
 from .._checks import check_flag, check_wait
+from .._context import PROBE_SERVICE_NAME, deadline_seconds, status_code
 from .._errors import ArgumentError, ServerStateError
 from ..cascade._cascade import DAGSTER, Cascade, Resolved
-from ..probe import (
-    PROBE_SERVICE_NAME,
-    ProbeServicer,
-    add_ProbeServicer_to_server,
-    deadline_seconds,
-    status_code,
-)
 from ._behaviour import Chosen, Delay, Fault, Jitter, When, choose, make_fault, method_name
 from ._observers import CALL_ID_HEADER, announce, bind, unbind
 from ._options import (
@@ -319,7 +313,9 @@ class ServerBase:
         options: OptionsArg = None,
         cascade: Cascade = DAGSTER,
     ) -> None:
-        if not servicers:
+        if not servicers:  # the probe (and protobuf) load only for a server that hosts it
+            from ..probe import ProbeServicer, add_ProbeServicer_to_server
+
             servicers = ((add_ProbeServicer_to_server, ProbeServicer()),)
         for pair in servicers:
             if not (isinstance(pair, tuple) and len(pair) == 2 and callable(pair[0])):

@@ -14,13 +14,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from types import TracebackType
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import grpc
 
 from .._checks import check_flag, check_optional_positive_int
 from ..cascade._cascade import DAGSTER, Cascade
-from ..probe import ProbeStub
 from ._core import (
     DEFAULT_GRACE,
     DEFAULT_MAX_HOLD,
@@ -44,6 +43,9 @@ from ._core import (
 from ._observers import serving
 from ._options import OptionsArg, ServicerPair, Transport
 from ._records import ServerCall
+
+if TYPE_CHECKING:  # the probe (and protobuf) load when a test first asks for its stub
+    from ..probe import ProbeStub
 
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
@@ -188,6 +190,8 @@ class GrpcTestServer(ServerBase):
 
     def probe(self, **options: object) -> ProbeStub:
         """A :class:`~pytest_grpc_deadlines.probe.ProbeStub` on :meth:`channel`."""
+        from ..probe import ProbeStub
+
         channel = self.channel(**options)
         if not self._reuse:
             return ProbeStub(channel)

@@ -52,6 +52,49 @@ def test_loading_the_plugin_imports_no_grpc_protobuf_or_hypothesis(pytester: pyt
     result.assert_outcomes(passed=2)
 
 
+def test_a_server_hosting_no_probe_loads_no_protobuf(pytester: pytest.Pytester) -> None:
+    """A project whose servicers are its own (a generic handler here) pays for protobuf only if
+    its own code imports it: the probe, built from protobuf descriptors, loads when used."""
+    pytester.makeconftest(
+        """
+        import grpc
+        import pytest
+
+        ECHO = grpc.method_handlers_generic_handler(
+            "bench.Echo", {"Say": grpc.unary_unary_rpc_method_handler(lambda request, context: request)}
+        )
+
+        @pytest.fixture(scope="module")
+        def grpc_test_servicers():
+            return [(lambda servicer, server: server.add_generic_rpc_handlers((ECHO,)), object())]
+        """
+    )
+    pytester.makepyfile(
+        """
+        import sys
+
+        def test_echo(grpc_test_server, grpc_calls):
+            say = grpc_test_server.channel().unary_unary("/bench.Echo/Say")
+            assert say(b"x", timeout=5) == b"x"
+            [(client, server, verdict)] = grpc_calls.pairs()
+            assert (server.outcome, verdict) == ("ok", "agreed-ok")
+            assert "google.protobuf" not in sys.modules
+
+        def test_the_probe_loads_with_a_server_that_hosts_it():
+            from pytest_grpc_deadlines import GrpcTestServer
+
+            assert "google.protobuf" not in sys.modules
+            with GrpcTestServer() as server:  # no servicers: the probe
+                from pytest_grpc_deadlines.probe import ProbeRequest
+
+                assert server.probe().Unary(ProbeRequest(), timeout=5).deadline_seconds > 0
+            assert "google.protobuf" in sys.modules
+        """
+    )
+    result = pytester.runpytest_subprocess(*_ALONE, "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+
+
 _DEFERRED = """
 import sys
 from pytest_grpc_deadlines.calls import _deferred
