@@ -163,6 +163,10 @@ class Recorder:
                     return tuple(frame.server_calls[call_id])
         return ()
 
+    def recorded(self) -> bool:
+        """Whether any call was recorded since the test started (or between tests)."""
+        return bool(self._frames[-1].calls)
+
     def calls_of(self, nodeid: str | None) -> list[ClientCall]:
         with self._lock:
             return [c for c in self._frames[-1].calls if c.test == nodeid]

@@ -14,7 +14,7 @@ from .._errors import GrpcDeadlinesWarning, OverrideError
 from ..calls import _deferred as deferred
 from ..calls._audit import AuditPolicy, audit, exempt_method, parse_marker_policy
 from ..calls._recorder import RECORDER
-from ._markers import RESOLVED
+from ._markers import MARKS, RESOLVED, Marks, begin, end
 
 if TYPE_CHECKING:  # grpc is imported when a test first uses it, not when the plugin loads
     from ..calls._hops import Mode as PropagationMode
@@ -97,9 +97,9 @@ class CallsPlugin:
             deferred.uninstall()
 
     # per test -----------------------------------------------------------------------------------
-    def _policy(self, item: pytest.Item) -> AuditPolicy:
+    def _policy(self, item: pytest.Item, marks: Marks) -> AuditPolicy:
         policy = self.policy
-        for mark in reversed(list(item.iter_markers("grpc_require_deadlines"))):
+        for mark in reversed(marks.deadlines):
             try:
                 policy = parse_marker_policy(policy, mark.args, mark.kwargs, f"on {item.name}")
             except OverrideError as exc:
@@ -112,13 +112,12 @@ class CallsPlugin:
             )
         return policy
 
-    def _propagation(self, item: pytest.Item) -> PropagationMode:
+    def _propagation(self, item: pytest.Item, marks: Marks) -> PropagationMode:
         mode = self.propagation
-        marks = list(item.iter_markers("grpc_require_propagation"))
-        if marks:
+        if marks.propagation:
             from ..calls._hops import parse_propagation_marker
 
-            for mark in reversed(marks):
+            for mark in reversed(marks.propagation):
                 try:
                     mode = parse_propagation_marker(mode, mark.args, mark.kwargs, f"on {item.name}")
                 except OverrideError as exc:
@@ -135,9 +134,12 @@ class CallsPlugin:
         policy = item.stash.get(_POLICY, None)
         if policy is None:  # setup did not get as far as reading the markers
             return
+        start = item.stash.get(_AUDITED, 0)
+        if not RECORDER.recorded():  # no call since the test started: nothing to judge
+            item.stash[_AUDITED] = start
+            return
         propagation = item.stash.get(_PROPAGATION, "off")
         calls = RECORDER.calls_of(item.nodeid)
-        start = item.stash.get(_AUDITED, 0)
         item.stash[_AUDITED] = len(calls)
         findings: list[tuple[str, str, str]] = []
         found = audit(calls[start:], policy, item.nodeid)
@@ -168,11 +170,11 @@ class CallsPlugin:
         if failures:
             raise pytest.fail.Exception("\n".join(failures), pytrace=False)
 
-    def _note_use(self, item: pytest.Item) -> None:
+    def _note_use(self, item: pytest.Item, marks: Marks) -> None:
         if self._used:
             return
         names = getattr(item, "fixturenames", ())
-        if FIXTURES.intersection(names) or any(m.name in MARKERS for m in item.iter_markers()):
+        if FIXTURES.intersection(names) or marks.timeouts or marks.deadlines or marks.propagation:
             self._used = True
             if self._report is not None:
                 self._report.used = True
@@ -180,15 +182,16 @@ class CallsPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         # Each attempt starts afresh (pytest-rerunfailures runs setup, call and teardown again).
+        marks = begin(item)
         RECORDER.start_test(item.nodeid)
         if _AUDITED in item.stash:
             del item.stash[_AUDITED]
         if _RESOLVED_AT_CALL in item.stash:
             del item.stash[_RESOLVED_AT_CALL]
-        self._note_use(item)
+        self._note_use(item, marks)
         # A bad marker errors the test at setup, before it runs (as grpc_timeouts markers do).
-        item.stash[_POLICY] = self._policy(item)
-        item.stash[_PROPAGATION] = self._propagation(item)
+        item.stash[_POLICY] = self._policy(item, marks)
+        item.stash[_PROPAGATION] = self._propagation(item, marks)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
@@ -204,13 +207,12 @@ class CallsPlugin:
                 self._audit(item)
             return result
         finally:
-            if RECORDER.calls_of(item.nodeid):  # else nothing to judge, and no grpc to import
+            if RECORDER.recorded() and RECORDER.calls_of(item.nodeid):  # else no grpc to import
                 from ..calls._verdicts import CallLog
 
                 log = CallLog(item.nodeid)
-                opted_out = any(
-                    mark.args[:1] == (False,) for mark in item.iter_markers("grpc_require_deadlines")
-                )
+                marks = item.stash.get(MARKS, None)
+                opted_out = marks is not None and any(mark.args[:1] == (False,) for mark in marks.deadlines)
                 self.report.add(
                     log,
                     log.pairs(timeout=_PAIR_WAIT),
@@ -218,6 +220,7 @@ class CallsPlugin:
                 )
             RECORDER.start_test(None)
             self._add_background()
+            end(item)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # each test's result, for the JSON report (xdist: the controller sees the workers')

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import pytest
 from _pytest.nodes import Node
@@ -18,11 +18,71 @@ if TYPE_CHECKING:  # loaded when a test's settings are put in force, not at star
     from ..cascade._cascade import Resolved
     from ..cascade._overrides import Layer
 
-__all__ = ["RESOLVED", "_grpc_deadlines_settings", "grpc_timeouts", "pytest_runtest_call"]
+__all__ = [
+    "MARKS",
+    "RESOLVED",
+    "Marks",
+    "_grpc_deadlines_settings",
+    "begin",
+    "end",
+    "gather_marks",
+    "grpc_timeouts",
+    "pytest_runtest_call",
+]
 
-_MARKS = pytest.StashKey[tuple[int, ...]]()
+
+class Marks(NamedTuple):
+    """The plugin's markers on a test, gathered in one pass over its nodes as its setup starts."""
+
+    #: ``grpc_timeouts`` markers with the node each is on, the closest first
+    timeouts: list[tuple[Node, pytest.Mark]]
+    deadlines: list[pytest.Mark]  # grpc_require_deadlines, the closest first
+    propagation: list[pytest.Mark]  # grpc_require_propagation, the closest first
+    #: how many markers of any name the test's nodes had: one added later changes it
+    markers: int
+
+
+#: the test's markers, as its setup started
+MARKS = pytest.StashKey[Marks]()
+#: the tests being set up and run, the innermost pytest session's last: the autouse fixture
+#: takes no argument (one that takes ``request`` costs about as much again as the fixture)
+_RUNNING: list[pytest.Item] = []
 #: the test's settings as its markers, options and ini keys put them in force
 RESOLVED: pytest.StashKey[Resolved] = pytest.StashKey()
+
+
+def begin(item: pytest.Item) -> Marks:
+    """The test's setup starts: note it for the autouse fixture, and read its markers."""
+    _RUNNING.append(item)
+    return gather_marks(item)
+
+
+def end(item: pytest.Item) -> None:
+    """The test's teardown is over."""
+    if _RUNNING and _RUNNING[-1] is item:
+        _RUNNING.pop()
+
+
+def gather_marks(item: pytest.Item) -> Marks:
+    """Read the test's markers once, for every hook and fixture of its run."""
+    timeouts: list[tuple[Node, pytest.Mark]] = []
+    deadlines: list[pytest.Mark] = []
+    propagation: list[pytest.Mark] = []
+    count = 0
+    for node, mark in item.iter_markers_with_node():
+        count += 1
+        if mark.name == "grpc_timeouts":
+            timeouts.append((node, mark))
+        elif mark.name == "grpc_require_deadlines":
+            deadlines.append(mark)
+        elif mark.name == "grpc_require_propagation":
+            propagation.append(mark)
+    marks = item.stash[MARKS] = Marks(timeouts, deadlines, propagation, count)
+    return marks
+
+
+def _count(item: pytest.Item) -> int:
+    return sum(len(node.own_markers) for node in item.listchain())
 
 
 def _marker_origin(node: Node, item: pytest.Item) -> str:
@@ -49,18 +109,25 @@ def _layers(item: pytest.Item, state: State, marks: list[tuple[Node, pytest.Mark
 
 
 @pytest.fixture(autouse=True)
-def _grpc_deadlines_settings(request: pytest.FixtureRequest) -> Iterator[None]:
+def _grpc_deadlines_settings() -> Iterator[None]:
     """Put the test's cascade settings in force for it and its function-scoped fixtures.
 
     An autouse function-scoped fixture of the plugin: it runs after every session-, package-,
     module- and class-scoped fixture of the test, so what those set is the ambient environment
     the settings replace (or keep, with ``inherit=True``) and get back afterwards.
     """
-    item = request.node
+    if not _RUNNING:  # pytest ran no setup hook for the test: nothing to put in force
+        raise pytest.fail.Exception(
+            "grpc_deadlines: a test's fixtures were set up outside pytest's runtest protocol "
+            "(no pytest_runtest_setup call), so its grpc_timeouts settings cannot be put in force",
+            pytrace=False,
+        )
+    item = _RUNNING[-1]
     state = item.config.stash[STATE]
-    marks = list(item.iter_markers_with_node("grpc_timeouts"))
-    item.stash[_MARKS] = tuple(id(mark) for _, mark in marks)
-    layers = _layers(item, state, marks)
+    marks = item.stash[MARKS]
+    if _count(item) != marks.markers:  # a fixture set up before this one added a marker
+        marks = gather_marks(item)
+    layers = _layers(item, state, marks.timeouts)
     if not layers:
         yield
         return
@@ -81,15 +148,14 @@ def _grpc_deadlines_settings(request: pytest.FixtureRequest) -> Iterator[None]:
         applied.restore()
 
 
-def _marks(item: pytest.Item) -> tuple[int, ...]:
-    return tuple(id(mark) for mark in item.iter_markers("grpc_timeouts"))
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> None:
     """Refuse a ``grpc_timeouts`` marker added after the settings were put in force."""
-    seen = item.stash.get(_MARKS, None)
-    if seen is not None and _marks(item) != seen:
+    marks = item.stash.get(MARKS, None)
+    if marks is None or _count(item) == marks.markers:  # the common case: no marker added
+        return
+    seen = [id(mark) for _, mark in marks.timeouts]
+    if [id(mark) for mark in item.iter_markers("grpc_timeouts")] != seen:
         raise pytest.fail.Exception(
             f"@pytest.mark.grpc_timeouts on {item.name}: the marker was added while the test's "
             "fixtures were set up (request.applymarker), after the plugin had put the test's "

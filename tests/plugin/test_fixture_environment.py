@@ -102,3 +102,25 @@ def test_a_marker_added_at_collection_is_honoured(pytester: pytest.Pytester) -> 
         """
     )
     pytester.runpytest(*QUIET).assert_outcomes(passed=1)
+
+
+def test_a_marker_a_wider_fixture_adds_before_the_settings_is_honoured(pytester: pytest.Pytester) -> None:
+    """A module-scoped fixture runs before the plugin's function-scoped one: the marker it adds
+    to the module (``request.applymarker``) is in force for the module's tests."""
+    pytester.makepyfile(
+        test_mod="""
+        import pytest
+
+        @pytest.fixture(scope="module", autouse=True)
+        def fast_sensor(request):
+            request.applymarker(pytest.mark.grpc_timeouts(sensor=2))
+
+        def test_first(grpc_timeouts):
+            assert grpc_timeouts.sensor == 2
+            assert grpc_timeouts.source("sensor").endswith("(marker on module test_mod.py)")
+
+        def test_second(grpc_timeouts):
+            assert grpc_timeouts.sensor == 2
+        """
+    )
+    pytester.runpytest(*QUIET, "-p", "no:randomly").assert_outcomes(passed=2)
