@@ -355,11 +355,16 @@ class AioGrpcTestServer(ServerBase):
                 await context.abort(grpc.StatusCode.CANCELLED, RESET_DETAILS)
             call, state, argument = self._start(full, argument, context)
             serve_in_task(call)
-            flow = self._unary_flow(full, call, state)
             try:
-                start = lambda: behaviour(argument, context)  # noqa: E731
-                async with aclosing(self._run(flow, call, state, context, start, False)) as messages:
-                    [response] = [message async for message in messages]
+                if self._plain(full):  # the servicer alone: no flow to run around it
+                    result = behaviour(argument, context)
+                    response = await _Watched(result, self, call) if inspect.isawaitable(result) else result
+                    self._check_sendable(full, call, response)
+                else:
+                    flow = self._unary_flow(full, call, state)
+                    start = lambda: behaviour(argument, context)  # noqa: E731
+                    async with aclosing(self._run(flow, call, state, context, start, False)) as messages:
+                        [response] = [message async for message in messages]
             except BaseException as exc:
                 self._settle(call, context, exc)
                 raise

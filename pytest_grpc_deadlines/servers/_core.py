@@ -758,6 +758,12 @@ class ServerBase:
             yield from self._fault(call, fault)
         yield from self._after(full, call)
 
+    def _plain(self, full: str) -> bool:
+        """Whether nothing is configured for ``full`` now (no gate, delay or fault): its call is
+        the servicer's alone, and the handler can skip the flow. A gate, delay or fault set at
+        the same moment as a call arrives may miss it either way."""
+        return full not in self._gates and full not in self._delays and full not in self._faults
+
     def _stale(self, arrived: int) -> bool:
         """Whether a call arrived before the last reset (in an earlier test): it ends CANCELLED
         without a record."""

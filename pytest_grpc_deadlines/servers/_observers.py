@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -77,20 +77,30 @@ _SERVED: contextvars.ContextVar[ServerCall | None] = contextvars.ContextVar(
 )
 
 
-@contextlib.contextmanager
-def serving(call: ServerCall | None = None) -> Iterator[None]:
-    """Mark this thread as running a handler of one of the plugin's servers (``call``'s)."""
-    depth = getattr(_serving, "depth", 0)
-    _serving.depth = depth + 1
-    token = _SERVED.set(call) if call is not None else None
-    try:
-        yield
-    finally:
-        _serving.depth = depth
-        if token is not None:
+class serving:  # lower case: used as a function, ``with serving(call):``
+    """Mark this thread as running a handler of one of the plugin's servers (``call``'s).
+
+    A class, not a generator-based context manager: it is entered once per served call."""
+
+    __slots__ = ("_call", "_depth", "_token")
+
+    def __init__(self, call: ServerCall | None = None) -> None:
+        self._call = call
+        self._depth = 0
+        self._token: contextvars.Token[ServerCall | None] | None = None
+
+    def __enter__(self) -> None:
+        self._depth = getattr(_serving, "depth", 0)
+        _serving.depth = self._depth + 1
+        if self._call is not None:
+            self._token = _SERVED.set(self._call)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _serving.depth = self._depth
+        if self._token is not None:
             # a response stream closed from another context: nothing to undo there
             with contextlib.suppress(ValueError):
-                _SERVED.reset(token)
+                _SERVED.reset(self._token)
 
 
 def served_call() -> ServerCall | None:

@@ -41,7 +41,7 @@ DEADLINE_SHARE = 0.011
 SERVER_CANCELLED_DETAILS = "the servicer cancelled the call (context.cancel())"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class ServerCall:
     """One call as the server saw it; ``method`` is ``"pkg.Service/Method"``.
 
@@ -74,9 +74,10 @@ class ServerCall:
     provoked: bool = False
     #: the servicer called ``context.cancel()``
     _cancel_called: bool = field(default=False, repr=False)
-    _done: threading.Event = field(default_factory=threading.Event, repr=False)
-    _waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(
-        default_factory=list, repr=False
+    #: made by the first ``wait()`` while the call runs (most calls are never waited for)
+    _done: threading.Event | None = field(default=None, repr=False)
+    _waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] | None = field(
+        default=None, repr=False
     )
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     #: the event loop an asyncio server's handler runs on (None for the sync server)
@@ -117,9 +118,11 @@ class ServerCall:
             self.details = details
             self.exception = exception
             self.ended = time.monotonic()
-            waiters, self._waiters = self._waiters, []
-        self._done.set()
-        for loop, future in waiters:
+            waiters, self._waiters = self._waiters, None
+            done = self._done
+        if done is not None:
+            done.set()
+        for loop, future in waiters or ():
             loop.call_soon_threadsafe(_resolve, future)
 
     def mark_cancelled(self, by: CancelledBy | None = None) -> None:
@@ -157,12 +160,18 @@ class ServerCall:
         """Block until the handler ends; False on timeout. On the event loop an asyncio server
         runs on, use ``await wait_async(timeout)``: blocking it would keep the handler from
         ending, so this raises."""
-        if (timeout is None or timeout > 0) and not self._done.is_set() and self.on_own_loop():
+        with self._lock:
+            if self.outcome != "running":
+                return True
+            if self._done is None:
+                self._done = threading.Event()
+            done = self._done
+        if (timeout is None or timeout > 0) and self.on_own_loop():
             raise ServerStateError(
                 "ServerCall.wait() would block the running event loop, which the asyncio server's "
                 "handler needs to end; use `await call.wait_async(timeout)` instead"
             )
-        return self._done.wait(timeout)
+        return done.wait(timeout)
 
     def on_own_loop(self) -> bool:
         """Whether this code runs on the event loop the call's asyncio handler runs on, where a
@@ -176,6 +185,8 @@ class ServerCall:
             if self.outcome != "running":
                 return True
             future: asyncio.Future[None] = loop.create_future()
+            if self._waiters is None:
+                self._waiters = []
             self._waiters.append((loop, future))
         try:
             await asyncio.wait_for(asyncio.shield(future), timeout)
