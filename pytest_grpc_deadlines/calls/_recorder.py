@@ -57,9 +57,11 @@ class _Frame:
     """What one pytest session (a pytester run nests another) is recording. (A plain class:
     made when the plugin loads, where a dataclass costs its definition.)"""
 
-    __slots__ = ("background", "calls", "older", "server_calls", "test")
+    __slots__ = ("background", "base", "calls", "older", "server_calls", "test")
 
-    def __init__(self) -> None:
+    def __init__(self, base: str | None = None) -> None:
+        #: the directory call sites are relative to (None: the working directory at each call)
+        self.base = base
         self.test: str | None = None
         self.calls: list[ClientCall] = []
         self.background: list[ClientCall] = []
@@ -76,9 +78,10 @@ class Recorder:
         self._lock = threading.Lock()
         self._frames: list[_Frame] = [_Frame()]
 
-    def push(self) -> None:
+    def push(self, base: str | None = None) -> None:
+        """A pytest session starts recording; its call sites are relative to ``base``."""
         with self._lock:
-            self._frames.append(_Frame())
+            self._frames.append(_Frame(base))
 
     def pop(self) -> None:
         with self._lock:
@@ -96,6 +99,11 @@ class Recorder:
             frame.calls = []
             frame.server_calls = {}
             frame.older = older
+
+    @property
+    def base(self) -> str | None:
+        """The directory the running session's call sites are relative to."""
+        return self._frames[-1].base
 
     def owner(self) -> tuple[str | None, bool]:
         """``(test, background)`` for a call starting on this thread now."""

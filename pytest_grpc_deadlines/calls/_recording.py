@@ -153,7 +153,7 @@ def _sync_start(
 ) -> tuple[ClientCall, Any, Any]:
     info, method = callable_
     timeout = args[_TIMEOUT_AT] if len(args) > _TIMEOUT_AT else kwargs.get("timeout")
-    record = hooks.new_record(info, method, call_site(2), hooks.seconds(timeout), False)
+    record = hooks.new_record(info, method, call_site(2, RECORDER.base), hooks.seconds(timeout), False)
     if record.call_id is not None:
         if len(args) > _METADATA_AT:
             metadata = hooks.with_header(args[_METADATA_AT], record.call_id)
@@ -203,7 +203,11 @@ def _aio_callable(patch: _Patch) -> Callable[..., Any]:
         if callable_ is None and PENDING.get() is None:
             return wrapped(*args, **kwargs)
         # (None: a channel that records nothing, called from within a recorded call's interceptor)
-        pending = None if callable_ is None else Pending(callable_[0], call_site(1), kwargs.get("timeout"))
+        pending = (
+            None
+            if callable_ is None
+            else Pending(callable_[0], call_site(1, RECORDER.base), kwargs.get("timeout"))
+        )
         token = PENDING.set(pending)
         try:
             return wrapped(*args, **kwargs)

@@ -118,24 +118,35 @@ class CallSite(NamedTuple):
 _INTERNAL = CallSite("<pytest-grpc-deadlines>", None, True)
 
 
-def call_site(depth: int = 1) -> CallSite:
-    """The call site of the grpc call being made by the frames above ``depth``."""
+def call_site(depth: int = 1, base: str | None = None) -> CallSite:
+    """The call site of the grpc call being made by the frames above ``depth``, its file
+    relative to ``base`` when inside it (None: the working directory now). The recording passes
+    the directory pytest was invoked from: a test that changes directory keeps its sites, and no
+    call pays for asking the system where it is."""
     frame: Any = sys._getframe(depth + 1)
     library: str | None = None
     fallback: str | None = None
+    if base is None:
+        try:
+            base = os.getcwd()
+        except OSError:  # the working directory was removed
+            base = ""
     while frame is not None:
         code = frame.f_code
         kind = _kind(code.co_filename, frame.f_globals.get("__name__") or "")
         if kind in ("user", "library"):
             back = frame.f_back
             if back is None or not _is_interceptor_machinery(back.f_code.co_filename):
-                here = f"{relative(code.co_filename)}:{frame.f_lineno}"
+                here = (
+                    f"{_relative_to(code.co_filename, base) if base else code.co_filename}:{frame.f_lineno}"
+                )
                 if kind == "user":
                     return CallSite(here, library, False)
                 if library is None:
                     library = here
         elif kind == "stdlib" and fallback is None and not code.co_filename.startswith("<"):
-            fallback = f"{relative(code.co_filename)}:{frame.f_lineno}"
+            path = _relative_to(code.co_filename, base) if base else code.co_filename
+            fallback = f"{path}:{frame.f_lineno}"
         frame = frame.f_back
     if library is not None:
         return CallSite(library, library, False)

@@ -75,7 +75,8 @@ class CallsPlugin:
         self._json_error = ""
         if record:
             deferred.install()
-        RECORDER.push()
+        # call sites are relative to where pytest was invoked (as its own paths are)
+        RECORDER.push(str(config.invocation_params.dir))
 
     @property
     def report(self) -> SuiteReport:

@@ -73,6 +73,20 @@ def test_the_calling_line_is_the_site() -> None:
     assert site == sites.CallSite(f"tests/calls/test_sites.py:{line}", None, False)
 
 
+def test_a_recorded_site_stays_relative_to_where_pytest_was_invoked(
+    channel: grpc.Channel, grpc_calls: CallLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recording reports sites from the invocation directory, as pytest reports its own
+    paths: a test that changes directory keeps them readable (and no call asks the system
+    where it is)."""
+    monkeypatch.chdir(tmp_path)
+    ProbeStub(channel).Unary(ProbeRequest(), timeout=5)
+    line = sys._getframe().f_lineno - 1
+    [call] = grpc_calls
+    assert call.site == f"tests/calls/test_sites.py:{line}"
+    assert sites.call_site(0).site.startswith("/")  # the working directory's view: outside it
+
+
 def test_a_frame_of_a_skipped_module_is_the_library_site(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
