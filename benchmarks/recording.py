@@ -232,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     print("times in ms; ratio = recorded median / unrecorded median\n")
     rows: list[Row] = []
     recording.install()
+    # as the plugin does for its session: call sites relative to the invocation directory
+    RECORDER.push(os.getcwd())
     server = GrpcTestServer().start()
     channels = {
         "on": grpc.insecure_channel(server.target),

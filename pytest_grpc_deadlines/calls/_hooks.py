@@ -130,16 +130,14 @@ def new_record(
     set_by: TimeoutSource = "call",
 ) -> ClientCall:
     """A record of a call about to be made with deadline ``timeout`` (None: none), which
-    ``set_by`` set."""
-    name = method_name(method)
-    record = RECORDER.new_call(name, info.target, aio)
-    record.site, record.library_site, record.internal = site.site, site.library, site.internal
+    ``set_by`` set. ``method`` as grpc got it (str or bytes, with or without the leading /)."""
+    name = method if type(method) is str and not method.startswith("/") else method_name(method)
     source: TimeoutSource | None = None if timeout is None else set_by
-    configured = info.config_timeout(name)
-    if configured is not None and (timeout is None or configured < timeout):
-        timeout, source = configured, "service config"
-    record.timeout, record.timeout_source = timeout, source
-    return record
+    if info.config:
+        configured = info.config_timeout(name)
+        if configured is not None and (timeout is None or configured < timeout):
+            timeout, source = configured, "service config"
+    return RECORDER.new_call(name, info.target, aio, site, timeout, source)
 
 
 def with_header(metadata: Any, call_id: str) -> Any:

@@ -23,7 +23,8 @@ from ..servers._observers import CALL_ID_HEADER, is_serving, on_call, served_cal
 
 if TYPE_CHECKING:
     from ..servers._records import ServerCall
-    from ._client import ClientCall
+    from ._client import ClientCall, TimeoutSource
+    from ._sites import CallSite
 
 __all__ = ["CALL_ID_HEADER", "RECORDER", "Recorder"]
 
@@ -114,26 +115,37 @@ class Recorder:
             return None, True
         return frame.test, False
 
-    def new_call(self, method: str, target: str, aio: bool) -> ClientCall:
+    def new_call(
+        self,
+        method: str,
+        target: str,
+        aio: bool,
+        site: CallSite,
+        timeout: float | None,
+        source: TimeoutSource | None,
+    ) -> ClientCall:
         """A record for a call starting now on this thread (not yet added)."""
         thread = threading.current_thread()
         frame = self._frames[-1]
         test, background = frame.test, False
         if test is not None and thread in frame.older and not is_serving():
             test, background = None, True
+        call_id = f"{_PID[0]}-{next(_ids)}" if serves(target) or _proxied(target) else None
         call = (_CLIENT_CALL or _client_call())(
-            method=method,
-            target=target,
-            timeout=None,
-            site="",
-            test=test,
-            aio=aio,
-            thread=thread.name,
-            background=background,
+            method,
+            target,
+            timeout,
+            site.site,
+            test,
+            aio,
+            call_id,
+            site.internal,
+            source,
+            site.library,
+            thread.name,
+            background,
             _recorder=self,
         )
-        if serves(target) or _proxied(target):
-            call.call_id = f"{_PID[0]}-{next(_ids)}"
         parent = served_call()
         if parent is not None:  # made while a handler of one of the plugin's servers runs
             call.parent = parent

@@ -19,7 +19,7 @@ import sysconfig
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, NamedTuple
 
-__all__ = ["CallSite", "call_site", "configure_skips", "relative"]
+__all__ = ["CallSite", "call_site", "configure_skips", "forget", "relative"]
 
 Kind = Literal["grpc", "ours", "stdlib", "library", "user"]
 
@@ -73,6 +73,7 @@ def configure_skips(prefixes: Iterable[str]) -> None:
     global _extra
     _extra = tuple(p.strip() for p in prefixes if p.strip())
     _kind.cache_clear()
+    _direct.clear()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -118,28 +119,60 @@ class CallSite(NamedTuple):
 _INTERNAL = CallSite("<pytest-grpc-deadlines>", None, True)
 
 
+#: Calls made straight from the user's code, the common case, by the ids of the calling code and
+#: its caller's: (the two code objects, the base, the calling file relative to it). Looked up
+#: instead of walking the stack and classifying its files again; bounded, and emptied with the
+#: session (``forget``) and when the skipped prefixes change.
+_direct: dict[tuple[int, int], tuple[Any, Any, str, str]] = {}
+_DIRECT_MAX = 4096
+
+
 def call_site(depth: int = 1, base: str | None = None) -> CallSite:
     """The call site of the grpc call being made by the frames above ``depth``, its file
     relative to ``base`` when inside it (None: the working directory now). The recording passes
     the directory pytest was invoked from: a test that changes directory keeps its sites, and no
     call pays for asking the system where it is."""
     frame: Any = sys._getframe(depth + 1)
+    code, back = frame.f_code, frame.f_back
+    back_code = None if back is None else back.f_code
+    if base is not None:
+        seen = _direct.get((id(code), id(back_code)))
+        if seen is not None and seen[0] is code and seen[1] is back_code and seen[2] == base:
+            return CallSite(f"{seen[3]}:{frame.f_lineno}", None, False)
+    elif (base := _cwd()) == "":
+        base = None
+    if _kind(code.co_filename, frame.f_globals.get("__name__") or "") == "user" and (
+        back_code is None or not _is_interceptor_machinery(back_code.co_filename)
+    ):
+        path = _relative_to(code.co_filename, base) if base else code.co_filename
+        if base is not None:
+            if len(_direct) >= _DIRECT_MAX:
+                _direct.clear()
+            _direct[(id(code), id(back_code))] = (code, back_code, base, path)
+        return CallSite(f"{path}:{frame.f_lineno}", None, False)
+    return _walk(frame, base)
+
+
+def _cwd() -> str:
+    try:
+        return os.getcwd()
+    except OSError:  # the working directory was removed
+        return ""
+
+
+def _walk(frame: Any, base: str | None) -> CallSite:
+    """The site when the calling frame is not the user's own: up to the first user frame, with
+    the library frame that made the call beside it."""
     library: str | None = None
     fallback: str | None = None
-    if base is None:
-        try:
-            base = os.getcwd()
-        except OSError:  # the working directory was removed
-            base = ""
     while frame is not None:
         code = frame.f_code
         kind = _kind(code.co_filename, frame.f_globals.get("__name__") or "")
         if kind in ("user", "library"):
             back = frame.f_back
             if back is None or not _is_interceptor_machinery(back.f_code.co_filename):
-                here = (
-                    f"{_relative_to(code.co_filename, base) if base else code.co_filename}:{frame.f_lineno}"
-                )
+                path = _relative_to(code.co_filename, base) if base else code.co_filename
+                here = f"{path}:{frame.f_lineno}"
                 if kind == "user":
                     return CallSite(here, library, False)
                 if library is None:
@@ -153,6 +186,11 @@ def call_site(depth: int = 1, base: str | None = None) -> CallSite:
     if fallback is not None:
         return CallSite(fallback, None, False)
     return _INTERNAL
+
+
+def forget() -> None:
+    """Drop what the call sites keep between calls (at the end of a pytest session)."""
+    _direct.clear()
 
 
 def relative(path: str) -> str:

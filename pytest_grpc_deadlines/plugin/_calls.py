@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
@@ -94,6 +95,9 @@ class CallsPlugin:
 
     def close(self) -> None:
         RECORDER.pop()
+        sites = sys.modules.get("pytest_grpc_deadlines.calls._sites")
+        if sites is not None:  # loaded with grpc
+            sites.forget()
         if self.record:
             deferred.uninstall()
 
