@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import pytest
 from _pytest.nodes import Node
@@ -31,15 +31,19 @@ __all__ = [
 ]
 
 
-class Marks(NamedTuple):
-    """The plugin's markers on a test, gathered in one pass over its nodes as its setup starts."""
+class Marks:
+    """The plugin's markers on a test, gathered in one pass over its nodes as its setup starts.
+    (A plain class: defined when the plugin loads, where a named tuple costs its definition.)"""
 
-    #: ``grpc_timeouts`` markers with the node each is on, the closest first
-    timeouts: list[tuple[Node, pytest.Mark]]
-    deadlines: list[pytest.Mark]  # grpc_require_deadlines, the closest first
-    propagation: list[pytest.Mark]  # grpc_require_propagation, the closest first
-    #: how many markers of any name the test's nodes had: one added later changes it
-    markers: int
+    __slots__ = ("deadlines", "markers", "propagation", "timeouts")
+
+    def __init__(self) -> None:
+        #: ``grpc_timeouts`` markers with the node each is on, the closest first
+        self.timeouts: list[tuple[Node, pytest.Mark]] = []
+        self.deadlines: list[pytest.Mark] = []  # grpc_require_deadlines, the closest first
+        self.propagation: list[pytest.Mark] = []  # grpc_require_propagation, the closest first
+        #: how many markers of any name the test's nodes had: one added later changes it
+        self.markers = 0
 
 
 #: the test's markers, as its setup started
@@ -65,19 +69,15 @@ def end(item: pytest.Item) -> None:
 
 def gather_marks(item: pytest.Item) -> Marks:
     """Read the test's markers once, for every hook and fixture of its run."""
-    timeouts: list[tuple[Node, pytest.Mark]] = []
-    deadlines: list[pytest.Mark] = []
-    propagation: list[pytest.Mark] = []
-    count = 0
+    marks = item.stash[MARKS] = Marks()
     for node, mark in item.iter_markers_with_node():
-        count += 1
+        marks.markers += 1
         if mark.name == "grpc_timeouts":
-            timeouts.append((node, mark))
+            marks.timeouts.append((node, mark))
         elif mark.name == "grpc_require_deadlines":
-            deadlines.append(mark)
+            marks.deadlines.append(mark)
         elif mark.name == "grpc_require_propagation":
-            propagation.append(mark)
-    marks = item.stash[MARKS] = Marks(timeouts, deadlines, propagation, count)
+            marks.propagation.append(mark)
     return marks
 
 
