@@ -120,10 +120,11 @@ _INTERNAL = CallSite("<pytest-grpc-deadlines>", None, True)
 
 
 #: Calls made straight from the user's code, the common case, by the ids of the calling code and
-#: its caller's: (the two code objects, the base, the calling file relative to it). Looked up
+#: its caller's: (the two code objects, the module, the base, the calling file relative to it).
+#: Looked up
 #: instead of walking the stack and classifying its files again; bounded, and emptied with the
 #: session (``forget``) and when the skipped prefixes change.
-_direct: dict[tuple[int, int], tuple[Any, Any, str, str]] = {}
+_direct: dict[tuple[int, int], tuple[Any, Any, str, str, str]] = {}
 _DIRECT_MAX = 4096
 
 
@@ -135,20 +136,27 @@ def call_site(depth: int = 1, base: str | None = None) -> CallSite:
     frame: Any = sys._getframe(depth + 1)
     code, back = frame.f_code, frame.f_back
     back_code = None if back is None else back.f_code
+    module = frame.f_globals.get("__name__") or ""
     if base is not None:
         seen = _direct.get((id(code), id(back_code)))
-        if seen is not None and seen[0] is code and seen[1] is back_code and seen[2] == base:
-            return CallSite(f"{seen[3]}:{frame.f_lineno}", None, False)
+        if (
+            seen is not None
+            and seen[0] is code
+            and seen[1] is back_code
+            and seen[2] == module
+            and seen[3] == base
+        ):
+            return CallSite(f"{seen[4]}:{frame.f_lineno}", None, False)
     elif (base := _cwd()) == "":
         base = None
-    if _kind(code.co_filename, frame.f_globals.get("__name__") or "") == "user" and (
+    if _kind(code.co_filename, module) == "user" and (
         back_code is None or not _is_interceptor_machinery(back_code.co_filename)
     ):
         path = _relative_to(code.co_filename, base) if base else code.co_filename
         if base is not None:
             if len(_direct) >= _DIRECT_MAX:
                 _direct.clear()
-            _direct[(id(code), id(back_code))] = (code, back_code, base, path)
+            _direct[(id(code), id(back_code))] = (code, back_code, module, base, path)
         return CallSite(f"{path}:{frame.f_lineno}", None, False)
     return _walk(frame, base)
 

@@ -15,7 +15,7 @@ from .._errors import GrpcDeadlinesWarning, OverrideError
 from ..calls import _deferred as deferred
 from ..calls._audit import AuditPolicy, audit, exempt_method, parse_marker_policy
 from ..calls._recorder import RECORDER
-from ._markers import MARKS, RESOLVED, Marks, begin, end
+from ._markers import RESOLVED, Marks, begin, end, end_session, session_depth
 
 if TYPE_CHECKING:  # grpc is imported when a test first uses it, not when the plugin loads
     from ..calls._hops import Mode as PropagationMode
@@ -78,6 +78,7 @@ class CallsPlugin:
             deferred.install()
         # call sites are relative to where pytest was invoked (as its own paths are)
         RECORDER.push(str(config.invocation_params.dir))
+        self._depth = session_depth()
 
     @property
     def report(self) -> SuiteReport:
@@ -94,6 +95,7 @@ class CallsPlugin:
         return self._used or (self._report is not None and self._report.used)
 
     def close(self) -> None:
+        end_session(self._depth)
         RECORDER.pop()
         sites = sys.modules.get("pytest_grpc_deadlines.calls._sites")
         if sites is not None:  # loaded with grpc
@@ -140,10 +142,10 @@ class CallsPlugin:
         if policy is None:  # setup did not get as far as reading the markers
             return
         start = item.stash.get(_AUDITED, 0)
-        if not RECORDER.recorded():  # no call since the test started: nothing to judge
+        propagation = item.stash.get(_PROPAGATION, "off")
+        if propagation == "off" and not RECORDER.recorded():  # no call yet: nothing to judge
             item.stash[_AUDITED] = start
             return
-        propagation = item.stash.get(_PROPAGATION, "off")
         calls = RECORDER.calls_of(item.nodeid)
         item.stash[_AUDITED] = len(calls)
         findings: list[tuple[str, str, str]] = []
@@ -212,20 +214,24 @@ class CallsPlugin:
                 self._audit(item)
             return result
         finally:
-            if RECORDER.recorded() and RECORDER.calls_of(item.nodeid):  # else no grpc to import
-                from ..calls._verdicts import CallLog
+            try:
+                if RECORDER.recorded() and RECORDER.calls_of(item.nodeid):  # else no grpc to import
+                    from ..calls._verdicts import CallLog
 
-                log = CallLog(item.nodeid)
-                marks = item.stash.get(MARKS, None)
-                opted_out = marks is not None and any(mark.args[:1] == (False,) for mark in marks.deadlines)
-                self.report.add(
-                    log,
-                    log.pairs(timeout=_PAIR_WAIT),
-                    exempt=lambda call: opted_out or exempt_method(call, self.policy),
-                )
-            RECORDER.start_test(None)
-            self._add_background()
-            end(item)
+                    log = CallLog(item.nodeid)
+                    # read now: a marker the test added (request.applymarker) counts too
+                    opted_out = any(
+                        mark.args[:1] == (False,) for mark in item.iter_markers("grpc_require_deadlines")
+                    )
+                    self.report.add(
+                        log,
+                        log.pairs(timeout=_PAIR_WAIT),
+                        exempt=lambda call: opted_out or exempt_method(call, self.policy),
+                    )
+                RECORDER.start_test(None)
+                self._add_background()
+            finally:
+                end(item)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # each test's result, for the JSON report (xdist: the controller sees the workers')

@@ -25,9 +25,11 @@ __all__ = [
     "_grpc_deadlines_settings",
     "begin",
     "end",
+    "end_session",
     "gather_marks",
     "grpc_timeouts",
     "pytest_runtest_call",
+    "session_depth",
 ]
 
 
@@ -62,9 +64,23 @@ def begin(item: pytest.Item) -> Marks:
 
 
 def end(item: pytest.Item) -> None:
-    """The test's teardown is over."""
-    if _RUNNING and _RUNNING[-1] is item:
-        _RUNNING.pop()
+    """The test's teardown is over (wherever it is on the stack: a nested session that stopped
+    early, ``pytest.exit`` in an inner test, left its own above it)."""
+    for index in range(len(_RUNNING) - 1, -1, -1):
+        if _RUNNING[index] is item:
+            del _RUNNING[index:]
+            return
+
+
+def session_depth() -> int:
+    """How many tests are running in the pytest sessions around a session that starts now."""
+    return len(_RUNNING)
+
+
+def end_session(depth: int) -> None:
+    """A session ends: forget its tests whose teardown never ran (``KeyboardInterrupt``,
+    ``pytest.exit``), so no later fixture takes one of them for its own."""
+    del _RUNNING[depth:]
 
 
 def gather_marks(item: pytest.Item) -> Marks:

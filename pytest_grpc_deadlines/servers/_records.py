@@ -41,7 +41,7 @@ DEADLINE_SHARE = 0.011
 SERVER_CANCELLED_DETAILS = "the servicer cancelled the call (context.cancel())"
 
 
-@dataclass(eq=False, slots=True)
+@dataclass(eq=False)
 class ServerCall:
     """One call as the server saw it; ``method`` is ``"pkg.Service/Method"``.
 

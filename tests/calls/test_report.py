@@ -551,3 +551,18 @@ def test_exempt_methods_and_opted_out_tests_are_counted_apart_from_work_to_do(
     result.stdout.fnmatch_lines(
         ["calls with no deadline: 1 (and 2 exempt)", "  test_mod.py::test_work_to_do: *"]
     )
+
+
+def test_a_test_that_opts_out_while_it_runs_is_counted_as_exempt(pytester: pytest.Pytester) -> None:
+    """The opt-out is read at the test's end: a marker the test adds itself counts."""
+    module(
+        pytester,
+        """
+        def test_opts_out_late(grpc_test_server, request):
+            request.applymarker(pytest.mark.grpc_require_deadlines(False))
+            grpc_test_server.probe().Unary(ProbeRequest())
+        """,
+    )
+    result = pytester.runpytest(*QUIET)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["calls with no deadline: 0 (and 1 exempt)"])

@@ -124,3 +124,43 @@ def test_a_marker_a_wider_fixture_adds_before_the_settings_is_honoured(pytester:
         """
     )
     pytester.runpytest(*QUIET, "-p", "no:randomly").assert_outcomes(passed=2)
+
+
+INNER = """
+import pytest
+
+@pytest.mark.grpc_timeouts(sensor=7)
+def test_stops():
+    pytest.exit("stop here")
+"""
+
+
+def test_an_inner_session_stopped_by_pytest_exit_leaves_the_outer_tests_settings_alone(
+    pytester: pytest.Pytester,
+) -> None:
+    """A wider fixture runs a pytest session whose test calls ``pytest.exit``: that test's
+    teardown never runs, and the outer test still gets its own settings, not the inner one's."""
+    pytester.makepyfile(inner_source=f"INNER = {INNER!r}\n")
+    pytester.makepyfile(
+        test_outer="""
+        import pytest
+
+        from inner_source import INNER
+
+        @pytest.fixture(scope="module")
+        def inner_run(tmp_path_factory):
+            folder = tmp_path_factory.mktemp("inner")
+            (folder / "test_inner.py").write_text(INNER)
+            code = pytest.main([str(folder), "-q", "-p", "no:cacheprovider", "-p", "no:randomly"])
+            assert code == pytest.ExitCode.INTERRUPTED
+
+        @pytest.mark.grpc_timeouts(sensor=3)
+        def test_outer(inner_run, grpc_timeouts):
+            assert grpc_timeouts.sensor == 3
+
+        def test_next(grpc_timeouts):
+            assert "test_stops" not in grpc_timeouts.source("sensor")
+        """
+    )
+    pytester.syspathinsert()
+    pytester.runpytest(*QUIET, "-p", "no:randomly").assert_outcomes(passed=2)
