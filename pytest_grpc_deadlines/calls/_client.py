@@ -34,8 +34,8 @@ class ClientCall:
     made the call, when it differs; ``test`` the node id it belongs to (None for a background
     call, whose ``thread`` names the thread that made it)."""
 
-    # The recorder makes one per call with positional arguments up to ``background``: keep
-    # these fields in this order.
+    # The recorder makes one per call with positional arguments up to ``started``: keep these
+    # fields in this order.
     method: str
     target: str
     timeout: float | None

@@ -127,17 +127,19 @@ def new_record(
     site: CallSite,
     timeout: float | None,
     aio: bool,
+    started: float,
     set_by: TimeoutSource = "call",
 ) -> ClientCall:
-    """A record of a call about to be made with deadline ``timeout`` (None: none), which
-    ``set_by`` set. ``method`` as grpc got it (str or bytes, with or without the leading /)."""
+    """A record of a call that started at ``started`` (``time.monotonic()``) with deadline
+    ``timeout`` (None: none), which ``set_by`` set. ``method`` as grpc got it (str or bytes,
+    with or without the leading /)."""
     name = method if type(method) is str and not method.startswith("/") else method_name(method)
     source: TimeoutSource | None = None if timeout is None else set_by
     if info.config:
         configured = info.config_timeout(name)
         if configured is not None and (timeout is None or configured < timeout):
             timeout, source = configured, "service config"
-    return RECORDER.new_call(name, info.target, aio, site, timeout, source)
+    return RECORDER.new_call(name, info.target, aio, site, timeout, source, started)
 
 
 def with_header(metadata: Any, call_id: str) -> Any:
@@ -231,6 +233,7 @@ class Pending(NamedTuple):
     info: ChannelInfo
     site: CallSite
     timeout: Any
+    started: float  # time.monotonic() when the multicallable was called
 
 
 PENDING: contextvars.ContextVar[Pending | None] = contextvars.ContextVar(

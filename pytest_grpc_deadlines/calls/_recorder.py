@@ -123,8 +123,9 @@ class Recorder:
         site: CallSite,
         timeout: float | None,
         source: TimeoutSource | None,
+        started: float,
     ) -> ClientCall:
-        """A record for a call starting now on this thread (not yet added)."""
+        """A record for a call this thread started at ``started`` (not yet added)."""
         thread = threading.current_thread()
         frame = self._frames[-1]
         test, background = frame.test, False
@@ -144,6 +145,7 @@ class Recorder:
             site.library,
             thread.name,
             background,
+            started,
             _recorder=self,
         )
         parent = served_call()

@@ -24,6 +24,7 @@ import threading
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from time import monotonic
 from typing import Any
 
 import grpc
@@ -149,11 +150,12 @@ _TIMEOUT_AT, _METADATA_AT = 1, 2  # positions among (request, timeout, metadata,
 
 
 def _sync_start(
-    callable_: tuple[ChannelInfo, object], args: tuple[Any, ...], kwargs: dict[str, Any]
+    callable_: tuple[ChannelInfo, object], args: tuple[Any, ...], kwargs: dict[str, Any], started: float
 ) -> tuple[ClientCall, Any, Any]:
     info, method = callable_
     timeout = args[_TIMEOUT_AT] if len(args) > _TIMEOUT_AT else kwargs.get("timeout")
-    record = hooks.new_record(info, method, call_site(2, RECORDER.base), hooks.seconds(timeout), False)
+    site = call_site(2, RECORDER.base)
+    record = hooks.new_record(info, method, site, hooks.seconds(timeout), False, started)
     if record.call_id is not None:
         if len(args) > _METADATA_AT:
             metadata = hooks.with_header(args[_METADATA_AT], record.call_id)
@@ -171,10 +173,13 @@ def _sync_call(name: str, streaming: bool) -> Callable[[_Patch], Callable[..., A
     def make(patch: _Patch) -> Callable[..., Any]:
         def wrapper(wrapped: Wrapped, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             __tracebackhide__ = True  # a failing call's traceback shows the caller
+            # First: the call starts now, before this wrapper allocates (a garbage collection
+            # here would otherwise move the start, and a deadline passed on looks late).
+            started = monotonic()
             callable_ = _callables.get(instance) if patch.active and instance is not None else None
             if callable_ is None:
                 return wrapped(*args, **kwargs)
-            record, args, kwargs = _sync_start(callable_, args, kwargs)
+            record, args, kwargs = _sync_start(callable_, args, kwargs, started)
             try:
                 result = wrapped(*args, **kwargs)
             except BaseException as error:
@@ -199,6 +204,7 @@ def _sync_call(name: str, streaming: bool) -> Callable[[_Patch], Callable[..., A
 
 def _aio_callable(patch: _Patch) -> Callable[..., Any]:
     def wrapper(wrapped: Wrapped, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        started = monotonic()  # first, as for a sync call
         callable_ = _callables.get(instance) if patch.active and instance is not None else None
         if callable_ is None and PENDING.get() is None:
             return wrapped(*args, **kwargs)
@@ -206,7 +212,7 @@ def _aio_callable(patch: _Patch) -> Callable[..., Any]:
         pending = (
             None
             if callable_ is None
-            else Pending(callable_[0], call_site(1, RECORDER.base), kwargs.get("timeout"))
+            else Pending(callable_[0], call_site(1, RECORDER.base), kwargs.get("timeout"), started)
         )
         token = PENDING.set(pending)
         try:
@@ -227,7 +233,9 @@ def _aio_call(patch: _Patch) -> Callable[..., Any]:
             return wrapped(*args, **kwargs)
         timeout, moved = hooks.aio_timeout(pending, args[_DEADLINE_AT])
         source: TimeoutSource = "interceptor" if moved else "call"
-        record = hooks.new_record(pending.info, args[_METHOD_AT], pending.site, timeout, True, source)
+        record = hooks.new_record(
+            pending.info, args[_METHOD_AT], pending.site, timeout, True, pending.started, source
+        )
         if record.call_id is not None:
             metadata = args[_AIO_METADATA_AT]
             header = (CALL_ID_HEADER, record.call_id)

@@ -135,11 +135,11 @@ def test_aio_timeout_keeps_the_callers_value_unless_an_interceptor_moved_it() ->
     site = sites.CallSite("t.py:1", None, False)
     info = ChannelInfo.of("t", None)
     now = time.time()
-    assert hooks.aio_timeout(Pending(info, site, 5), now + 5) == (5, False)
-    timeout, moved = hooks.aio_timeout(Pending(info, site, 5), now + 3)
+    assert hooks.aio_timeout(Pending(info, site, 5, time.monotonic()), now + 5) == (5, False)
+    timeout, moved = hooks.aio_timeout(Pending(info, site, 5, time.monotonic()), now + 3)
     assert moved
     assert timeout is not None
     assert abs(timeout - 3) < 0.5  # margin: only the time between two time.time() calls
-    assert hooks.aio_timeout(Pending(info, site, 5), None) == (None, True)
-    assert hooks.aio_timeout(Pending(info, site, None), None) == (None, False)
-    assert hooks.aio_timeout(Pending(info, site, 5), "not a time") == (5.0, False)
+    assert hooks.aio_timeout(Pending(info, site, 5, time.monotonic()), None) == (None, True)
+    assert hooks.aio_timeout(Pending(info, site, None, time.monotonic()), None) == (None, False)
+    assert hooks.aio_timeout(Pending(info, site, 5, time.monotonic()), "not a time") == (5.0, False)
