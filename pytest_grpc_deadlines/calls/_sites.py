@@ -119,12 +119,11 @@ class CallSite(NamedTuple):
 _INTERNAL = CallSite("<pytest-grpc-deadlines>", None, True)
 
 
-#: Calls made straight from the user's code, the common case, by the ids of the calling code and
-#: its caller's: (the two code objects, the module, the base, the calling file relative to it).
-#: Looked up
-#: instead of walking the stack and classifying its files again; bounded, and emptied with the
-#: session (``forget``) and when the skipped prefixes change.
-_direct: dict[tuple[int, int], tuple[Any, Any, str, str, str]] = {}
+#: Calls made straight from the user's code, the common case, by the calling line and the ids of
+#: the calling code and its caller's: (the two code objects, the module, the base, the site).
+#: Looked up instead of walking the stack and classifying its files again; bounded, and emptied
+#: with the session (``forget``) and when the skipped prefixes change.
+_direct: dict[tuple[int, int, int], tuple[Any, Any, str, str, CallSite]] = {}
 _DIRECT_MAX = 4096
 
 
@@ -137,8 +136,10 @@ def call_site(depth: int = 1, base: str | None = None) -> CallSite:
     code, back = frame.f_code, frame.f_back
     back_code = None if back is None else back.f_code
     module = frame.f_globals.get("__name__") or ""
+    line = frame.f_lineno
     if base is not None:
-        seen = _direct.get((id(code), id(back_code)))
+        key = (id(code), line, id(back_code))
+        seen = _direct.get(key)
         if (
             seen is not None
             and seen[0] is code
@@ -146,18 +147,19 @@ def call_site(depth: int = 1, base: str | None = None) -> CallSite:
             and seen[2] == module
             and seen[3] == base
         ):
-            return CallSite(f"{seen[4]}:{frame.f_lineno}", None, False)
+            return seen[4]
     elif (base := _cwd()) == "":
         base = None
     if _kind(code.co_filename, module) == "user" and (
         back_code is None or not _is_interceptor_machinery(back_code.co_filename)
     ):
         path = _relative_to(code.co_filename, base) if base else code.co_filename
+        site = CallSite(f"{path}:{line}", None, False)
         if base is not None:
             if len(_direct) >= _DIRECT_MAX:
                 _direct.clear()
-            _direct[(id(code), id(back_code))] = (code, back_code, module, base, path)
-        return CallSite(f"{path}:{frame.f_lineno}", None, False)
+            _direct[(id(code), line, id(back_code))] = (code, back_code, module, base, site)
+        return site
     return _walk(frame, base)
 
 
