@@ -123,17 +123,16 @@ class ChannelInfo:
 
 def new_record(
     info: ChannelInfo,
-    method: object,
+    name: str,
     site: CallSite,
     timeout: float | None,
     aio: bool,
     started: float,
     set_by: TimeoutSource = "call",
 ) -> ClientCall:
-    """A record of a call that started at ``started`` (``time.monotonic()``) with deadline
-    ``timeout`` (None: none), which ``set_by`` set. ``method`` as grpc got it (str or bytes,
-    with or without the leading /)."""
-    name = method if type(method) is str and not method.startswith("/") else method_name(method)
+    """A record of a call to ``name`` (``pkg.Service/Method``, see :func:`method_name`) that
+    started at ``started`` (``time.monotonic()``) with deadline ``timeout`` (None: none), which
+    ``set_by`` set."""
     source: TimeoutSource | None = None if timeout is None else set_by
     if info.config:
         configured = info.config_timeout(name)

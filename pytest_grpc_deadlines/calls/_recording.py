@@ -112,8 +112,8 @@ def _remove(patch: _Patch) -> None:
 # --- channels: which target each multicallable dials ------------------------------------------
 
 _channels: weakref.WeakKeyDictionary[Any, ChannelInfo] = weakref.WeakKeyDictionary()
-#: each recorded multicallable: its channel, and the method it calls
-_callables: weakref.WeakKeyDictionary[Any, tuple[ChannelInfo, Any]] = weakref.WeakKeyDictionary()
+#: each recorded multicallable: its channel, and the method it calls (``pkg.Service/Method``)
+_callables: weakref.WeakKeyDictionary[Any, tuple[ChannelInfo, str]] = weakref.WeakKeyDictionary()
 _unrecorded = threading.local()
 
 
@@ -138,7 +138,7 @@ def _channel_method(patch: _Patch) -> Callable[..., Any]:
         if info is not None:
             method = args[0] if args else kwargs.get("method", "")
             with contextlib.suppress(TypeError):  # not weakly referenceable: left unrecorded
-                _callables[multicallable] = (info, method)
+                _callables[multicallable] = (info, hooks.method_name(method))
         return multicallable
 
     return wrapper
@@ -150,7 +150,7 @@ _TIMEOUT_AT, _METADATA_AT = 1, 2  # positions among (request, timeout, metadata,
 
 
 def _sync_start(
-    callable_: tuple[ChannelInfo, object], args: tuple[Any, ...], kwargs: dict[str, Any], started: float
+    callable_: tuple[ChannelInfo, str], args: tuple[Any, ...], kwargs: dict[str, Any], started: float
 ) -> tuple[ClientCall, Any, Any]:
     info, method = callable_
     timeout = args[_TIMEOUT_AT] if len(args) > _TIMEOUT_AT else kwargs.get("timeout")
@@ -234,7 +234,13 @@ def _aio_call(patch: _Patch) -> Callable[..., Any]:
         timeout, moved = hooks.aio_timeout(pending, args[_DEADLINE_AT])
         source: TimeoutSource = "interceptor" if moved else "call"
         record = hooks.new_record(
-            pending.info, args[_METHOD_AT], pending.site, timeout, True, pending.started, source
+            pending.info,
+            hooks.method_name(args[_METHOD_AT]),
+            pending.site,
+            timeout,
+            True,
+            pending.started,
+            source,
         )
         if record.call_id is not None:
             metadata = args[_AIO_METADATA_AT]

@@ -137,8 +137,9 @@ def call_site(depth: int = 1, base: str | None = None) -> CallSite:
     back_code = None if back is None else back.f_code
     module = frame.f_globals.get("__name__") or ""
     line = frame.f_lineno
+    key = (id(code), line, id(back_code))
+    cached = base is not None  # a session's base, fixed; the working directory may change
     if base is not None:
-        key = (id(code), line, id(back_code))
         seen = _direct.get(key)
         if (
             seen is not None
@@ -148,17 +149,16 @@ def call_site(depth: int = 1, base: str | None = None) -> CallSite:
             and seen[3] == base
         ):
             return seen[4]
-    elif (base := _cwd()) == "":
-        base = None
+    else:
+        base = _cwd()
     if _kind(code.co_filename, module) == "user" and (
         back_code is None or not _is_interceptor_machinery(back_code.co_filename)
     ):
-        path = _relative_to(code.co_filename, base) if base else code.co_filename
-        site = CallSite(f"{path}:{line}", None, False)
-        if base is not None:
+        site = CallSite(f"{_shown(code.co_filename, base)}:{line}", None, False)
+        if cached:
             if len(_direct) >= _DIRECT_MAX:
                 _direct.clear()
-            _direct[(id(code), line, id(back_code))] = (code, back_code, module, base, site)
+            _direct[key] = (code, back_code, module, base, site)
         return site
     return _walk(frame, base)
 
@@ -170,7 +170,7 @@ def _cwd() -> str:
         return ""
 
 
-def _walk(frame: Any, base: str | None) -> CallSite:
+def _walk(frame: Any, base: str) -> CallSite:
     """The site when the calling frame is not the user's own: up to the first user frame, with
     the library frame that made the call beside it."""
     library: str | None = None
@@ -181,15 +181,13 @@ def _walk(frame: Any, base: str | None) -> CallSite:
         if kind in ("user", "library"):
             back = frame.f_back
             if back is None or not _is_interceptor_machinery(back.f_code.co_filename):
-                path = _relative_to(code.co_filename, base) if base else code.co_filename
-                here = f"{path}:{frame.f_lineno}"
+                here = f"{_shown(code.co_filename, base)}:{frame.f_lineno}"
                 if kind == "user":
                     return CallSite(here, library, False)
                 if library is None:
                     library = here
         elif kind == "stdlib" and fallback is None and not code.co_filename.startswith("<"):
-            path = _relative_to(code.co_filename, base) if base else code.co_filename
-            fallback = f"{path}:{frame.f_lineno}"
+            fallback = f"{_shown(code.co_filename, base)}:{frame.f_lineno}"
         frame = frame.f_back
     if library is not None:
         return CallSite(library, library, False)
@@ -205,11 +203,12 @@ def forget() -> None:
 
 def relative(path: str) -> str:
     """``path`` relative to the working directory when inside it, else as it is."""
-    try:
-        cwd = os.getcwd()
-    except OSError:  # the working directory was removed
-        return path
-    return _relative_to(path, cwd)
+    return _shown(path, _cwd())
+
+
+def _shown(path: str, base: str) -> str:
+    """``path`` relative to ``base`` when inside it, else as it is ("": no base to be in)."""
+    return _relative_to(path, base) if base else path
 
 
 @functools.lru_cache(maxsize=1024)

@@ -23,15 +23,15 @@ if TYPE_CHECKING:  # grpc is imported when a test first uses it, not when the pl
     from ..calls._verdicts import CallLog
     from ..cascade._cascade import Resolved
 
-__all__ = ["FIXTURES", "MARKERS", "CallsPlugin", "grpc_calls"]
+__all__ = ["FIXTURES", "CallsPlugin", "grpc_calls"]
 
 _AUDITED = pytest.StashKey[int]()
 _POLICY = pytest.StashKey[AuditPolicy]()
 _PROPAGATION: pytest.StashKey[PropagationMode] = pytest.StashKey()
 _RESOLVED_AT_CALL: pytest.StashKey[Resolved] = pytest.StashKey()
 
-#: A test that uses any of these used the plugin: the summary is printed for the run.
-MARKERS = frozenset({"grpc_timeouts", "grpc_require_deadlines", "grpc_require_propagation"})
+#: A test that uses any of these (or any of the plugin's markers) used the plugin: the summary is
+#: printed for the run.
 FIXTURES = frozenset(
     {
         "grpc_timeouts",

@@ -19,14 +19,12 @@ if TYPE_CHECKING:  # loaded when a test's settings are put in force, not at star
     from ..cascade._overrides import Layer
 
 __all__ = [
-    "MARKS",
     "RESOLVED",
     "Marks",
     "_grpc_deadlines_settings",
     "begin",
     "end",
     "end_session",
-    "gather_marks",
     "grpc_timeouts",
     "pytest_runtest_call",
     "session_depth",
