@@ -11,6 +11,7 @@ plugin's own servers; errors, return values and their timing are grpc's own.
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import math
 import time
@@ -21,8 +22,7 @@ from typing import Any, NamedTuple
 
 import grpc
 
-from ._client import ClientCall, TimeoutSource
-from ._recorder import CALL_ID_HEADER, RECORDER
+from ._client import ClientCall
 from ._sites import CallSite
 
 __all__ = ["PENDING", "ChannelInfo", "Pending", "service_config"]
@@ -119,31 +119,6 @@ class ChannelInfo:
             if key in self.config:
                 return self.config[key]
         return None
-
-
-def new_record(
-    info: ChannelInfo,
-    name: str,
-    site: CallSite,
-    timeout: float | None,
-    aio: bool,
-    started: float,
-    set_by: TimeoutSource = "call",
-) -> ClientCall:
-    """A record of a call to ``name`` (``pkg.Service/Method``, see :func:`method_name`) that
-    started at ``started`` (``time.monotonic()``) with deadline ``timeout`` (None: none), which
-    ``set_by`` set."""
-    source: TimeoutSource | None = None if timeout is None else set_by
-    if info.config:
-        configured = info.config_timeout(name)
-        if configured is not None and (timeout is None or configured < timeout):
-            timeout, source = configured, "service config"
-    return RECORDER.new_call(name, info.target, aio, site, timeout, source, started)
-
-
-def with_header(metadata: Any, call_id: str) -> Any:
-    """``metadata`` (a sequence of pairs, or None) with the pairing header added."""
-    return (*tuple(metadata or ()), (CALL_ID_HEADER, call_id))
 
 
 # --- sync ---------------------------------------------------------------------------------------
@@ -265,13 +240,18 @@ def _now(coroutine: Any) -> Any:
     return None
 
 
-def aio_finish_from(record: ClientCall) -> Callable[[Any], None]:
-    def done(call: Any) -> None:
-        try:
-            code = _now(call.code())
-            details = _now(call.details())
-        except Exception:
-            code, details = grpc.StatusCode.CANCELLED, None
-        record.finish(code, details)
+def aio_done(record: ClientCall, call: Any) -> None:
+    """Finish ``record`` from the aio ``call`` that has just ended."""
+    try:
+        code = _now(call.code())
+        details = _now(call.details())
+    except Exception:
+        code, details = grpc.StatusCode.CANCELLED, None
+    record.finish(code, details)
 
-    return done
+
+def watch_aio(record: ClientCall, call: Any) -> None:
+    """Finish ``record`` when the aio ``call`` ends. No settling is needed: grpc marks an aio call
+    done and runs its done callbacks in one step on the loop, so a done call's record is finished
+    by the time anything can read it. (One ``partial``: made on every aio call.)"""
+    call.add_done_callback(functools.partial(aio_done, record))

@@ -22,8 +22,11 @@ from typing import TYPE_CHECKING
 from ..servers._observers import CALL_ID_HEADER, is_serving, on_call, served_call, serves
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..servers._records import ServerCall
     from ._client import ClientCall, TimeoutSource
+    from ._hooks import ChannelInfo
     from ._sites import CallSite
 
 __all__ = ["CALL_ID_HEADER", "RECORDER", "Recorder"]
@@ -32,8 +35,9 @@ _ids = itertools.count(1)
 #: this process's id in pairing headers (a forked child gets its own)
 _PID = [os.getpid()]
 os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
-#: the record class, loaded with grpc rather than with the plugin
+#: the record class and the call-site finder, loaded with grpc rather than with the plugin
 _CLIENT_CALL: type[ClientCall] | None = None
+_CALL_SITE: Callable[[int, str | None], CallSite] | None = None
 
 
 def _proxied(target: str) -> bool:
@@ -52,6 +56,14 @@ def _client_call() -> type[ClientCall]:
 
     _CLIENT_CALL = ClientCall
     return ClientCall
+
+
+def _load_sites() -> Callable[[int, str | None], CallSite]:
+    global _CALL_SITE
+    from ._sites import call_site
+
+    _CALL_SITE = call_site
+    return call_site
 
 
 class _Frame:
@@ -117,20 +129,35 @@ class Recorder:
 
     def new_call(
         self,
+        info: ChannelInfo,
         method: str,
-        target: str,
-        aio: bool,
-        site: CallSite,
         timeout: float | None,
-        source: TimeoutSource | None,
+        aio: bool,
         started: float,
+        depth: int = 1,
+        site: CallSite | None = None,
+        set_by: TimeoutSource = "call",
     ) -> ClientCall:
-        """A record for a call this thread started at ``started`` (not yet added)."""
-        thread = threading.current_thread()
+        """Record a call to ``method`` on ``info``'s channel that this thread started at
+        ``started`` (``time.monotonic()``) with deadline ``timeout`` (None: none), which
+        ``set_by`` set: its record, already added. The call's site is ``site``, or found from the
+        code ``depth`` frames above the caller.
+
+        One function on purpose: it runs on every recorded call, between two waits in grpc, where
+        each further function or object touched costs several times what it costs warm."""
         frame = self._frames[-1]
+        if site is None:
+            site = (_CALL_SITE or _load_sites())(depth + 1, frame.base)
+        source: TimeoutSource | None = None if timeout is None else set_by
+        if info.config:
+            configured = info.config_timeout(method)
+            if configured is not None and (timeout is None or configured < timeout):
+                timeout, source = configured, "service config"
+        thread = threading.current_thread()
         test, background = frame.test, False
         if test is not None and thread in frame.older and not is_serving():
             test, background = None, True
+        target = info.target
         call_id = f"{_PID[0]}-{next(_ids)}" if serves(target) or _proxied(target) else None
         call = (_CLIENT_CALL or _client_call())(
             method,
@@ -152,7 +179,10 @@ class Recorder:
         if parent is not None:  # made while a handler of one of the plugin's servers runs
             call.parent = parent
             if parent.deadline is not None:
-                call.parent_time_left = parent.started + parent.deadline - call.started
+                call.parent_time_left = parent.started + parent.deadline - started
+        with self._lock:
+            frame = self._frames[-1]
+            (frame.background if background else frame.calls).append(call)
         return call
 
     def add(self, call: ClientCall) -> None:

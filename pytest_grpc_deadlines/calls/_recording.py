@@ -18,7 +18,7 @@ The only objects the recording inspects are grpc's own, through these hooks.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import importlib
 import threading
 import weakref
@@ -31,7 +31,7 @@ import grpc
 import wrapt
 
 from . import _hooks as hooks
-from ._client import ClientCall, TimeoutSource
+from ._client import TimeoutSource
 from ._hooks import PENDING, ChannelInfo, Pending
 from ._recorder import CALL_ID_HEADER, RECORDER
 from ._sites import call_site
@@ -112,9 +112,33 @@ def _remove(patch: _Patch) -> None:
 # --- channels: which target each multicallable dials ------------------------------------------
 
 _channels: weakref.WeakKeyDictionary[Any, ChannelInfo] = weakref.WeakKeyDictionary()
-#: each recorded multicallable: its channel, and the method it calls (``pkg.Service/Method``)
-_callables: weakref.WeakKeyDictionary[Any, tuple[ChannelInfo, str]] = weakref.WeakKeyDictionary()
+#: each recorded multicallable, by id: a weak reference to it, its channel, and the method it
+#: calls (``pkg.Service/Method``). Looked up on every call: by id, a plain dict lookup and no
+#: weak reference made (a ``WeakKeyDictionary`` makes one per lookup).
+_callables: dict[int, tuple[weakref.ref[Any], ChannelInfo, str]] = {}
 _unrecorded = threading.local()
+
+
+def _forget_callable(key: int, ref: weakref.ref[Any]) -> None:
+    """A recorded multicallable is gone (its id may already name another)."""
+    entry = _callables.get(key)
+    if entry is not None and entry[0] is ref:
+        _callables.pop(key, None)
+
+
+def _remember(multicallable: Any, info: ChannelInfo, method: str) -> None:
+    key = id(multicallable)
+    try:
+        ref = weakref.ref(multicallable, functools.partial(_forget_callable, key))
+    except TypeError:  # not weakly referenceable: left unrecorded
+        return
+    _callables[key] = (ref, info, method)
+
+
+def _callable(instance: object) -> tuple[weakref.ref[Any], ChannelInfo, str] | None:
+    """The recorded multicallable ``instance`` (None: not one)."""
+    entry = _callables.get(id(instance))
+    return entry if entry is not None and entry[0]() is instance else None
 
 
 def _channel_init(options_at: int) -> Callable[[_Patch], Callable[..., Any]]:
@@ -136,9 +160,7 @@ def _channel_method(patch: _Patch) -> Callable[..., Any]:
         multicallable = wrapped(*args, **kwargs)
         info = _channels.get(instance) if patch.active and instance is not None else None
         if info is not None:
-            method = args[0] if args else kwargs.get("method", "")
-            with contextlib.suppress(TypeError):  # not weakly referenceable: left unrecorded
-                _callables[multicallable] = (info, hooks.method_name(method))
+            _remember(multicallable, info, hooks.method_name(args[0] if args else kwargs.get("method", "")))
         return multicallable
 
     return wrapper
@@ -149,43 +171,40 @@ def _channel_method(patch: _Patch) -> Callable[..., Any]:
 _TIMEOUT_AT, _METADATA_AT = 1, 2  # positions among (request, timeout, metadata, ...)
 
 
-def _sync_start(
-    callable_: tuple[ChannelInfo, str], args: tuple[Any, ...], kwargs: dict[str, Any], started: float
-) -> tuple[ClientCall, Any, Any]:
-    info, method = callable_
-    timeout = args[_TIMEOUT_AT] if len(args) > _TIMEOUT_AT else kwargs.get("timeout")
-    site = call_site(2, RECORDER.base)
-    record = hooks.new_record(info, method, site, hooks.seconds(timeout), False, started)
-    if record.call_id is not None:
-        if len(args) > _METADATA_AT:
-            metadata = hooks.with_header(args[_METADATA_AT], record.call_id)
-            args = (*args[:_METADATA_AT], metadata, *args[_METADATA_AT + 1 :])
-        else:
-            kwargs = {**kwargs, "metadata": hooks.with_header(kwargs.get("metadata"), record.call_id)}
-    RECORDER.add(record)
-    return record, args, kwargs
-
-
 def _sync_call(name: str, streaming: bool) -> Callable[[_Patch], Callable[..., Any]]:
     """``name``: ``__call__``, ``with_call`` or ``future``; ``streaming``: the call object is a
     response stream."""
+    watched = name == "future" or streaming  # it ends after the wrapper returns
 
     def make(patch: _Patch) -> Callable[..., Any]:
+        # Lean on purpose: it runs on every call, between two waits in grpc (see Recorder.new_call).
         def wrapper(wrapped: Wrapped, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             __tracebackhide__ = True  # a failing call's traceback shows the caller
             # First: the call starts now, before this wrapper allocates (a garbage collection
             # here would otherwise move the start, and a deadline passed on looks late).
             started = monotonic()
-            callable_ = _callables.get(instance) if patch.active and instance is not None else None
-            if callable_ is None:
+            entry = _callables.get(id(instance)) if patch.active else None
+            if entry is None or entry[0]() is not instance:
                 return wrapped(*args, **kwargs)
-            record, args, kwargs = _sync_start(callable_, args, kwargs, started)
+            timeout = args[_TIMEOUT_AT] if len(args) > _TIMEOUT_AT else kwargs.get("timeout")
+            if type(timeout) is not float:
+                timeout = hooks.seconds(timeout)
+            record = RECORDER.new_call(entry[1], entry[2], timeout, False, started)
+            if record.call_id is not None:  # the pairing header, after the caller's metadata
+                header = (CALL_ID_HEADER, record.call_id)
+                if len(args) > _METADATA_AT:
+                    # (tuple() first: a bad argument gets the error grpc gives it)
+                    metadata = (*tuple(args[_METADATA_AT] or ()), header)
+                    args = (*args[:_METADATA_AT], metadata, *args[_METADATA_AT + 1 :])
+                else:
+                    given = kwargs.get("metadata")
+                    kwargs = {**kwargs, "metadata": (*tuple(given), header) if given else (header,)}
             try:
                 result = wrapped(*args, **kwargs)
             except BaseException as error:
                 hooks.finish_from_error(record, error)
                 raise
-            if name == "future" or streaming:
+            if watched:
                 hooks.watch_sync(record, result)
             elif name == "with_call":
                 call = result[1]
@@ -205,14 +224,17 @@ def _sync_call(name: str, streaming: bool) -> Callable[[_Patch], Callable[..., A
 def _aio_callable(patch: _Patch) -> Callable[..., Any]:
     def wrapper(wrapped: Wrapped, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         started = monotonic()  # first, as for a sync call
-        callable_ = _callables.get(instance) if patch.active and instance is not None else None
-        if callable_ is None and PENDING.get() is None:
+        entry = _callable(instance) if patch.active else None
+        outer = PENDING.get()
+        if entry is None and outer is None:
             return wrapped(*args, **kwargs)
+        if outer is None and entry is not None and _direct(instance, kwargs):
+            return _aio_direct(entry, wrapped, args, kwargs, started)
         # (None: a channel that records nothing, called from within a recorded call's interceptor)
         pending = (
             None
-            if callable_ is None
-            else Pending(callable_[0], call_site(1, RECORDER.base), kwargs.get("timeout"), started)
+            if entry is None
+            else Pending(entry[1], call_site(1, RECORDER.base), kwargs.get("timeout"), started)
         )
         token = PENDING.set(pending)
         try:
@@ -221,6 +243,39 @@ def _aio_callable(patch: _Patch) -> Callable[..., Any]:
             PENDING.reset(token)
 
     return wrapper
+
+
+def _direct(multicallable: Any, kwargs: dict[str, Any]) -> bool:
+    """Whether grpc will make this aio call right here, with the arguments it was given: the
+    channel has no interceptors (grpc reads the same list when the call is made), and the
+    metadata is of a kind grpc takes (else grpc's own error is left to the two-step path)."""
+    if getattr(multicallable, "_interceptors", True):
+        return False
+    metadata = kwargs.get("metadata")
+    return metadata is None or isinstance(metadata, (tuple, list)) or hasattr(metadata, "add")
+
+
+def _aio_direct(
+    entry: tuple[weakref.ref[Any], ChannelInfo, str],
+    wrapped: Wrapped,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    started: float,
+) -> Any:
+    """An aio call with no interceptor: recorded from the multicallable alone, the timeout being
+    the caller's. grpc's call object only keeps the metadata as a tuple, so a tuple it gets."""
+    timeout = hooks.seconds(kwargs.get("timeout"))
+    record = RECORDER.new_call(entry[1], entry[2], timeout, True, started, depth=2)
+    if record.call_id is not None:
+        header = (CALL_ID_HEADER, record.call_id)
+        kwargs = {**kwargs, "metadata": (*tuple(kwargs.get("metadata") or ()), header)}
+    try:
+        call = wrapped(*args, **kwargs)
+    except BaseException as error:  # grpc refused the call (a bad timeout): it never started
+        hooks.finish_from_error(record, error)
+        raise
+    hooks.watch_aio(record, call)  # before the loop can run the call: its end is always seen
+    return call
 
 
 _DEADLINE_AT, _AIO_METADATA_AT, _METHOD_AT = 1, 2, 6  # grpc.aio._call.*Call.__init__'s arguments
@@ -233,15 +288,9 @@ def _aio_call(patch: _Patch) -> Callable[..., Any]:
             return wrapped(*args, **kwargs)
         timeout, moved = hooks.aio_timeout(pending, args[_DEADLINE_AT])
         source: TimeoutSource = "interceptor" if moved else "call"
-        record = hooks.new_record(
-            pending.info,
-            hooks.method_name(args[_METHOD_AT]),
-            pending.site,
-            timeout,
-            True,
-            pending.started,
-            source,
-        )
+        name = hooks.method_name(args[_METHOD_AT])
+        started = pending.started
+        record = RECORDER.new_call(pending.info, name, timeout, True, started, 0, pending.site, source)
         if record.call_id is not None:
             metadata = args[_AIO_METADATA_AT]
             header = (CALL_ID_HEADER, record.call_id)
@@ -251,13 +300,12 @@ def _aio_call(patch: _Patch) -> Callable[..., Any]:
             else:
                 metadata = (*tuple(metadata or ()), header)
             args = (*args[:_AIO_METADATA_AT], metadata, *args[_AIO_METADATA_AT + 1 :])
-        RECORDER.add(record)
         try:
             wrapped(*args, **kwargs)
         except BaseException as error:
             hooks.finish_from_error(record, error)
             raise
-        hooks.watch(record, instance, hooks.aio_finish_from(record))
+        hooks.watch_aio(record, instance)
         return None  # a constructor's
 
     return wrapper

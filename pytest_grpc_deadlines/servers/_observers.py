@@ -48,9 +48,9 @@ def unbind(target: str) -> None:
     _targets.discard(target)
 
 
-def serves(target: str) -> bool:
-    """Whether one of the plugin's servers is bound to ``target`` now."""
-    return target in _targets
+#: ``serves(target)``: whether one of the plugin's servers is bound to ``target`` now. (The set's
+#: own method: asked on every recorded call.)
+serves: Callable[[str], bool] = _targets.__contains__
 
 
 def bound_targets() -> frozenset[str]:
@@ -103,9 +103,9 @@ class serving:  # lower case: used as a function, ``with serving(call):``
                 _SERVED.reset(self._token)
 
 
-def served_call() -> ServerCall | None:
-    """The server call whose handler is running the code that asks, if any."""
-    return _SERVED.get()
+#: ``served_call()``: the server call whose handler is running the code that asks, if any. (The
+#: variable's own method: asked on every recorded call.)
+served_call: Callable[[], ServerCall | None] = _SERVED.get
 
 
 def serve_in_task(call: ServerCall) -> None:

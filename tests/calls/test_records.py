@@ -291,7 +291,7 @@ def test_a_call_object_without_a_status_finishes_cancelled() -> None:
     hooks._finish_from(record)(Broken())
     assert record.code is grpc.StatusCode.CANCELLED
     record = _record()
-    hooks.aio_finish_from(record)(Broken())
+    hooks.aio_done(record, Broken())
     assert record.code is grpc.StatusCode.CANCELLED
 
 
