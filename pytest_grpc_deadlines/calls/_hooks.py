@@ -240,8 +240,23 @@ def _now(coroutine: Any) -> Any:
     return None
 
 
+#: grpc's status codes by number (the number is the first item of each one's value)
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
 def aio_done(record: ClientCall, call: Any) -> None:
-    """Finish ``record`` from the aio ``call`` that has just ended."""
+    """Finish ``record`` from the aio ``call`` that has just ended: from the status grpc has just
+    set on it, or (another grpc) through the call's own ``code()`` and ``details()``."""
+    status = getattr(getattr(call, "_cython_call", None), "_status", None)
+    if status is not None:
+        try:
+            code = _CODES.get(status.code())
+            details = status.details()
+        except Exception:  # not the status object this reads
+            pass
+        else:
+            record.finish(code, details)
+            return
     try:
         code = _now(call.code())
         details = _now(call.details())
