@@ -119,8 +119,9 @@ class CallSite(NamedTuple):
 _INTERNAL = CallSite("<pytest-grpc-deadlines>", None, True)
 
 
-#: Calls made straight from the user's code, the common case, by the calling line and the ids of
-#: the calling code and its caller's: (the two code objects, the module, the base, the site).
+#: Calls made straight from the user's code, the common case, by the calling instruction (its
+#: offset: a frame's line is decoded from the code's line table, its offset is not) and the ids
+#: of the calling code and its caller's: (the two code objects, the module, the base, the site).
 #: Looked up instead of walking the stack and classifying its files again; bounded, and emptied
 #: with the session (``forget``) and when the skipped prefixes change.
 _direct: dict[tuple[int, int, int], tuple[Any, Any, str, str, CallSite]] = {}
@@ -136,8 +137,7 @@ def call_site(depth: int = 1, base: str | None = None) -> CallSite:
     code, back = frame.f_code, frame.f_back
     back_code = None if back is None else back.f_code
     module = frame.f_globals.get("__name__") or ""
-    line = frame.f_lineno
-    key = (id(code), line, id(back_code))
+    key = (id(code), frame.f_lasti, id(back_code))
     cached = base is not None  # a session's base, fixed; the working directory may change
     if base is not None:
         seen = _direct.get(key)
@@ -154,7 +154,7 @@ def call_site(depth: int = 1, base: str | None = None) -> CallSite:
     if _kind(code.co_filename, module) == "user" and (
         back_code is None or not _is_interceptor_machinery(back_code.co_filename)
     ):
-        site = CallSite(f"{_shown(code.co_filename, base)}:{line}", None, False)
+        site = CallSite(f"{_shown(code.co_filename, base)}:{frame.f_lineno}", None, False)
         if cached:
             if len(_direct) >= _DIRECT_MAX:
                 _direct.clear()

@@ -87,6 +87,27 @@ def test_a_recorded_site_stays_relative_to_where_pytest_was_invoked(
     assert sites.call_site(0).site.startswith("/")  # the working directory's view: outside it
 
 
+def test_a_caller_that_calls_again_keeps_each_of_its_lines(
+    channel: grpc.Channel, grpc_calls: CallLog
+) -> None:
+    """Sites are kept by calling instruction: a function that calls from two lines, again and
+    again, gets the right line each time."""
+    stub = ProbeStub(channel)
+
+    def call_twice() -> None:
+        stub.Unary(ProbeRequest(), timeout=5)
+        stub.Unary(
+            ProbeRequest(),
+            timeout=5,
+        )
+
+    first = call_twice.__code__.co_firstlineno + 1
+    for _ in range(3):
+        call_twice()
+    lines = [f"tests/calls/test_sites.py:{first}", f"tests/calls/test_sites.py:{first + 1}"]
+    assert [call.site for call in grpc_calls] == lines * 3
+
+
 def test_a_frame_of_a_skipped_module_is_the_library_site(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
