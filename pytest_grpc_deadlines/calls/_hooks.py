@@ -11,7 +11,6 @@ plugin's own servers; errors, return values and their timing are grpc's own.
 from __future__ import annotations
 
 import contextvars
-import functools
 import json
 import math
 import time
@@ -246,7 +245,11 @@ _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 def aio_done(record: ClientCall, call: Any) -> None:
     """Finish ``record`` from the aio ``call`` that has just ended: from the status grpc has just
-    set on it, or (another grpc) through the call's own ``code()`` and ``details()``."""
+    set on it, or (another grpc) through the call's own ``code()`` and ``details()``.
+
+    The recording adds this as the call's done callback. An aio record needs no settling (see
+    :meth:`ClientCall.settle`): grpc marks an aio call done and runs its done callbacks in one
+    step on the loop, so a done call's record is finished by the time anything can read it."""
     status = getattr(getattr(call, "_cython_call", None), "_status", None)
     if status is not None:
         try:
@@ -263,10 +266,3 @@ def aio_done(record: ClientCall, call: Any) -> None:
     except Exception:
         code, details = grpc.StatusCode.CANCELLED, None
     record.finish(code, details)
-
-
-def watch_aio(record: ClientCall, call: Any) -> None:
-    """Finish ``record`` when the aio ``call`` ends. No settling is needed: grpc marks an aio call
-    done and runs its done callbacks in one step on the loop, so a done call's record is finished
-    by the time anything can read it. (One ``partial``: made on every aio call.)"""
-    call.add_done_callback(functools.partial(aio_done, record))

@@ -25,9 +25,10 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from time import monotonic
-from typing import Any
+from typing import Any, cast
 
 import grpc
+import grpc.aio
 import wrapt
 
 from . import _hooks as hooks
@@ -37,6 +38,7 @@ from ._recorder import CALL_ID_HEADER, RECORDER
 from ._sites import call_site
 
 _OK = grpc.StatusCode.OK
+_Metadata = grpc.aio.Metadata
 
 #: A grpc method or function that a wrapper wraps.
 Wrapped = Callable[..., Any]
@@ -192,13 +194,15 @@ def _sync_call(name: str, streaming: bool) -> Callable[[_Patch], Callable[..., A
             record = RECORDER.new_call(entry[1], entry[2], timeout, False, started)
             if record.call_id is not None:  # the pairing header, after the caller's metadata
                 header = (CALL_ID_HEADER, record.call_id)
-                if len(args) > _METADATA_AT:
-                    # (tuple() first: a bad argument gets the error grpc gives it)
-                    metadata = (*tuple(args[_METADATA_AT] or ()), header)
-                    args = (*args[:_METADATA_AT], metadata, *args[_METADATA_AT + 1 :])
-                else:
-                    given = kwargs.get("metadata")
-                    kwargs = {**kwargs, "metadata": (*tuple(given), header) if given else (header,)}
+                try:
+                    if len(args) > _METADATA_AT:
+                        metadata = (*(args[_METADATA_AT] or ()), header)
+                        args = (*args[:_METADATA_AT], metadata, *args[_METADATA_AT + 1 :])
+                    else:
+                        given = kwargs.get("metadata")
+                        kwargs = {**kwargs, "metadata": (*given, header) if given else (header,)}
+                except Exception:  # not pairs: grpc gets them as they are, and says so itself
+                    pass
             try:
                 result = wrapped(*args, **kwargs)
             except BaseException as error:
@@ -224,12 +228,18 @@ def _sync_call(name: str, streaming: bool) -> Callable[[_Patch], Callable[..., A
 def _aio_callable(patch: _Patch) -> Callable[..., Any]:
     def wrapper(wrapped: Wrapped, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         started = monotonic()  # first, as for a sync call
-        entry = _callable(instance) if patch.active else None
-        outer = PENDING.get()
-        if entry is None and outer is None:
-            return wrapped(*args, **kwargs)
-        if outer is None and entry is not None and _direct(instance, kwargs):
-            return _aio_direct(entry, wrapped, args, kwargs, started)
+        entry = _callables.get(id(instance)) if patch.active else None
+        if entry is not None and entry[0]() is not instance:
+            entry = None
+        if PENDING.get() is None:
+            if entry is None:
+                return wrapped(*args, **kwargs)
+            if not getattr(instance, "_interceptors", True):
+                # No interceptor (grpc reads the same list as it makes the call): grpc makes the
+                # call right here with these arguments, so it is recorded in one step.
+                metadata = kwargs.get("metadata")
+                if metadata is None or isinstance(metadata, (tuple, list, _Metadata)):
+                    return _aio_direct(entry, wrapped, args, kwargs, started, metadata)
         # (None: a channel that records nothing, called from within a recorded call's interceptor)
         pending = (
             None
@@ -245,36 +255,38 @@ def _aio_callable(patch: _Patch) -> Callable[..., Any]:
     return wrapper
 
 
-def _direct(multicallable: Any, kwargs: dict[str, Any]) -> bool:
-    """Whether grpc will make this aio call right here, with the arguments it was given: the
-    channel has no interceptors (grpc reads the same list when the call is made), and the
-    metadata is of a kind grpc takes (else grpc's own error is left to the two-step path)."""
-    if getattr(multicallable, "_interceptors", True):
-        return False
-    metadata = kwargs.get("metadata")
-    return metadata is None or isinstance(metadata, (tuple, list)) or hasattr(metadata, "add")
-
-
 def _aio_direct(
     entry: tuple[weakref.ref[Any], ChannelInfo, str],
     wrapped: Wrapped,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     started: float,
+    metadata: Any,
 ) -> Any:
-    """An aio call with no interceptor: recorded from the multicallable alone, the timeout being
-    the caller's. grpc's call object only keeps the metadata as a tuple, so a tuple it gets."""
-    timeout = hooks.seconds(kwargs.get("timeout"))
+    """An aio call with no interceptor, recorded from the multicallable alone: the timeout is
+    the caller's. The header goes into a ``Metadata`` of grpc's own when the caller gave none or
+    gave one (grpc takes it as it is; a copy: the caller's may be reused), else after the
+    caller's pairs (grpc converts them, and reports a bad one as it would)."""
+    timeout = kwargs.get("timeout")
+    if type(timeout) is not float:
+        timeout = hooks.seconds(timeout)
     record = RECORDER.new_call(entry[1], entry[2], timeout, True, started, depth=2)
     if record.call_id is not None:
         header = (CALL_ID_HEADER, record.call_id)
-        kwargs = {**kwargs, "metadata": (*tuple(kwargs.get("metadata") or ()), header)}
+        if metadata is None:
+            metadata = _Metadata(header)
+        elif isinstance(metadata, _Metadata):
+            metadata = _Metadata(*metadata, header)
+        else:
+            metadata = (*metadata, header)
+        kwargs = {**kwargs, "metadata": metadata}
     try:
         call = wrapped(*args, **kwargs)
     except BaseException as error:  # grpc refused the call (a bad timeout): it never started
         hooks.finish_from_error(record, error)
         raise
-    hooks.watch_aio(record, call)  # before the loop can run the call: its end is always seen
+    # before the loop can run the call, so its end is always seen
+    call.add_done_callback(functools.partial(hooks.aio_done, record))
     return call
 
 
@@ -294,18 +306,21 @@ def _aio_call(patch: _Patch) -> Callable[..., Any]:
         if record.call_id is not None:
             metadata = args[_AIO_METADATA_AT]
             header = (CALL_ID_HEADER, record.call_id)
-            if hasattr(metadata, "add"):
-                # a copy: the Metadata may be the caller's own object, reused across calls
-                metadata = type(metadata)(*metadata, header) if metadata else type(metadata)(header)
-            else:
-                metadata = (*tuple(metadata or ()), header)
-            args = (*args[:_AIO_METADATA_AT], metadata, *args[_AIO_METADATA_AT + 1 :])
+            try:
+                if hasattr(metadata, "add"):
+                    # a copy: the Metadata may be the caller's own object, reused across calls
+                    metadata = type(metadata)(*metadata, header) if metadata else type(metadata)(header)
+                else:
+                    metadata = (*(metadata or ()), header)
+                args = (*args[:_AIO_METADATA_AT], metadata, *args[_AIO_METADATA_AT + 1 :])
+            except Exception:  # not pairs: grpc gets them as they are, and says so itself
+                pass
         try:
             wrapped(*args, **kwargs)
         except BaseException as error:
             hooks.finish_from_error(record, error)
             raise
-        hooks.watch_aio(record, instance)
+        cast(Any, instance).add_done_callback(functools.partial(hooks.aio_done, record))
         return None  # a constructor's
 
     return wrapper

@@ -11,6 +11,7 @@ import grpc.aio
 import pytest
 
 from pytest_grpc_deadlines import AioGrpcTestServer, CallLog, GrpcTestServer
+from pytest_grpc_deadlines.calls import _recording as recording
 from pytest_grpc_deadlines.probe import PROBE_SERVICE_NAME, ProbeAioStub, ProbeRequest, ProbeStub
 from tests.rpc import unary_unary
 
@@ -147,8 +148,13 @@ def _error(call: Any) -> tuple[type[BaseException], str]:
         pytest.param(lambda stub: next(stub.ServerStream(b"not a message", timeout=5)), id="stream"),
     ],
 )
-def test_errors_are_grpcs_own(channel: grpc.Channel, raw: grpc.Channel, bad: Any) -> None:
+def test_errors_are_grpcs_own(
+    channel: grpc.Channel, raw: grpc.Channel, grpc_calls: CallLog, bad: Any
+) -> None:
     assert _error(lambda: bad(ProbeStub(channel))) == _error(lambda: bad(ProbeStub(raw)))
+    for call in grpc_calls:
+        call.settle()
+    assert all(call.done for call in grpc_calls)  # none left running
 
 
 def test_a_stream_grpc_refuses_raises_at_the_call_as_without_the_plugin(
@@ -165,3 +171,39 @@ async def test_an_aio_error_surfaces_where_grpc_raises_it(grpc_aio_test_server: 
     async with grpc.aio.insecure_channel(grpc_aio_test_server.target) as channel:
         with pytest.raises(TypeError):  # at the call, not at the await
             unary_unary(channel, "/a/b")(b"", timeout=5, metadata=5)  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        pytest.param({"timeout": "abc"}, id="timeout-str"),
+        pytest.param({"timeout": 5, "metadata": 5}, id="metadata-int"),
+        pytest.param({"timeout": 5, "metadata": [("x-only-a-key",)]}, id="metadata-bad-pair"),
+        pytest.param({"timeout": 5, "metadata": (("x-count", 5),)}, id="metadata-int-value"),
+        pytest.param({"timeout": 5, "nonsense": 1}, id="unknown-kw"),
+    ],
+)
+async def test_aio_errors_are_grpcs_own(
+    grpc_aio_test_server: AioGrpcTestServer, grpc_calls: CallLog, kwargs: dict[str, Any]
+) -> None:
+    """An aio channel without interceptors is recorded in one step, at the multicallable: what
+    grpc refuses there raises what it raises without the plugin, where it raises it, and the
+    call is recorded as ended."""
+
+    async def error(channel: grpc.aio.Channel) -> tuple[type[BaseException], str]:
+        try:
+            await unary_unary(channel, f"/{UNARY}")(b"", **kwargs)
+        except BaseException as error:  # what grpc raises, whatever it is
+            return type(error), str(error).split("\n")[0]
+        raise AssertionError("no error")
+
+    recording._unrecorded.on = True
+    try:
+        raw = grpc.aio.insecure_channel(grpc_aio_test_server.target)
+    finally:
+        recording._unrecorded.on = False
+    async with raw, grpc.aio.insecure_channel(grpc_aio_test_server.target) as recorded:
+        assert await error(recorded) == await error(raw)
+    [call] = grpc_calls
+    assert call.done
