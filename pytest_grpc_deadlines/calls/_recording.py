@@ -137,12 +137,6 @@ def _remember(multicallable: Any, info: ChannelInfo, method: str) -> None:
     _callables[key] = (ref, info, method)
 
 
-def _callable(instance: object) -> tuple[weakref.ref[Any], ChannelInfo, str] | None:
-    """The recorded multicallable ``instance`` (None: not one)."""
-    entry = _callables.get(id(instance))
-    return entry if entry is not None and entry[0]() is instance else None
-
-
 def _channel_init(options_at: int) -> Callable[[_Patch], Callable[..., Any]]:
     def make(patch: _Patch) -> Callable[..., Any]:
         def wrapper(wrapped: Wrapped, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -234,9 +228,11 @@ def _aio_callable(patch: _Patch) -> Callable[..., Any]:
         if PENDING.get() is None:
             if entry is None:
                 return wrapped(*args, **kwargs)
-            if not getattr(instance, "_interceptors", True):
+            if len(args) <= 1 and not getattr(instance, "_interceptors", True):
                 # No interceptor (grpc reads the same list as it makes the call): grpc makes the
-                # call right here with these arguments, so it is recorded in one step.
+                # call right here with these arguments, so it is recorded in one step. (Only the
+                # request is positional: a streaming request's call also takes its timeout and
+                # metadata by position, which the two-step path reads where grpc put them.)
                 metadata = kwargs.get("metadata")
                 if metadata is None or isinstance(metadata, (tuple, list, _Metadata)):
                     return _aio_direct(entry, wrapped, args, kwargs, started, metadata)

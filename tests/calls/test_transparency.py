@@ -381,3 +381,20 @@ def test_uninstall_leaves_a_wrapper_another_library_put_over_ours(grpc_test_serv
     finally:
         grpc_channel.Channel.unary_unary = original  # type: ignore[method-assign]
         _rewind(depth)
+
+
+@pytest.mark.asyncio
+async def test_aio_streaming_requests_take_timeout_and_metadata_by_position(
+    grpc_aio_test_server: AioGrpcTestServer, grpc_calls: CallLog
+) -> None:
+    """grpc.aio's client-streaming and bidi calls take ``timeout`` and ``metadata`` after the
+    request iterator, by position: the call is made and recorded as given."""
+    stub = grpc_aio_test_server.probe()
+    reply = await stub.ClientStream(iter([ProbeRequest(), ProbeRequest()]), 5, (("x-user", "1"),))
+    assert reply is not None
+    bidi = stub.Bidi(iter([ProbeRequest()]), 5, (("x-user", "2"),))
+    assert len([message async for message in bidi]) == 1
+    assert [(call.timeout, call.code) for call in grpc_calls] == [(5.0, grpc.StatusCode.OK)] * 2
+    users = [dict(served.metadata)["x-user"] for served in grpc_aio_test_server.calls]
+    assert users == ["1", "2"]
+    assert all(client.attempts for client in grpc_calls)  # each paired with the server's record
