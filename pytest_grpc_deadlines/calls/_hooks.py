@@ -256,8 +256,8 @@ def aio_done(record: ClientCall, call: Any) -> None:
             code = _CODES.get(status.code())
             details = status.details()
         except Exception:  # not the status object this reads
-            pass
-        else:
+            code = None
+        if code is not None:  # (a number grpc has no code for: as grpc's own code() says)
             record.finish(code, details)
             return
     try:

@@ -295,6 +295,35 @@ def test_a_call_object_without_a_status_finishes_cancelled() -> None:
     assert record.code is grpc.StatusCode.CANCELLED
 
 
+def test_an_aio_record_is_finished_from_the_status_grpc_set_as_grpcs_own_code_would_say() -> None:
+    class Status:
+        def __init__(self, number: int) -> None:
+            self.number = number
+
+        def code(self) -> int:
+            return self.number
+
+        def details(self) -> str:
+            return "why"
+
+    class Call:
+        def __init__(self, number: int) -> None:
+            self._cython_call = type("CythonCall", (), {"_status": Status(number)})()
+
+        async def code(self) -> grpc.StatusCode:
+            raise KeyError(self._cython_call._status.number)  # grpc's own, for a number it lacks
+
+        async def details(self) -> str:
+            return "why"
+
+    record = _record()
+    hooks.aio_done(record, Call(grpc.StatusCode.DEADLINE_EXCEEDED.value[0]))
+    assert (record.code, record.details) == (grpc.StatusCode.DEADLINE_EXCEEDED, "why")
+    record = _record()
+    hooks.aio_done(record, Call(99))  # no such code: as the call's own code() fails
+    assert (record.code, record.details) == (grpc.StatusCode.CANCELLED, None)
+
+
 def test_watch_settles_a_call_that_ended_before_its_callback_ran() -> None:
     class Done:
         def __init__(self) -> None:
