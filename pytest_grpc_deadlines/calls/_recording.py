@@ -237,11 +237,11 @@ def _aio_callable(patch: _Patch) -> Callable[..., Any]:
                 if metadata is None or isinstance(metadata, (tuple, list, _Metadata)):
                     return _aio_direct(entry, wrapped, args, kwargs, started, metadata)
         # (None: a channel that records nothing, called from within a recorded call's interceptor)
-        pending = (
-            None
-            if entry is None
-            else Pending(entry[1], call_site(1, RECORDER.base), kwargs.get("timeout"), started)
-        )
+        pending = None
+        if entry is not None:
+            # a streaming request's call takes its timeout second, by position or by keyword
+            timeout = args[1] if len(args) > 1 else kwargs.get("timeout")
+            pending = Pending(entry[1], call_site(1, RECORDER.base), timeout, started)
         token = PENDING.set(pending)
         try:
             return wrapped(*args, **kwargs)
@@ -273,6 +273,8 @@ def _aio_direct(
             metadata = _Metadata(header)
         elif isinstance(metadata, _Metadata):
             metadata = _Metadata(*metadata, header)
+        elif isinstance(metadata, list):  # as given: some grpc releases convert tuples only
+            metadata = [*metadata, header]
         else:
             metadata = (*metadata, header)
         kwargs = {**kwargs, "metadata": metadata}

@@ -394,7 +394,8 @@ async def test_aio_streaming_requests_take_timeout_and_metadata_by_position(
     assert reply is not None
     bidi = stub.Bidi(iter([ProbeRequest()]), 5, (("x-user", "2"),))
     assert len([message async for message in bidi]) == 1
-    assert [(call.timeout, call.code) for call in grpc_calls] == [(5.0, grpc.StatusCode.OK)] * 2
+    recorded = [(call.timeout, call.timeout_source, call.code) for call in grpc_calls]
+    assert recorded == [(5.0, "call", grpc.StatusCode.OK)] * 2
     users = [dict(served.metadata)["x-user"] for served in grpc_aio_test_server.calls]
     assert users == ["1", "2"]
     assert all(client.attempts for client in grpc_calls)  # each paired with the server's record
