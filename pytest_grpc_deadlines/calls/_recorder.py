@@ -50,20 +50,14 @@ def _proxied(target: str) -> bool:
     return upstream is not None and serves(upstream)
 
 
-def _client_call() -> type[ClientCall]:
-    global _CLIENT_CALL
+def _load() -> tuple[type[ClientCall], Callable[[int, str | None], CallSite]]:
+    """The record class and the call-site finder, loaded on the first recorded call."""
+    global _CLIENT_CALL, _CALL_SITE
     from ._client import ClientCall
-
-    _CLIENT_CALL = ClientCall
-    return ClientCall
-
-
-def _load_sites() -> Callable[[int, str | None], CallSite]:
-    global _CALL_SITE
     from ._sites import call_site
 
-    _CALL_SITE = call_site
-    return call_site
+    _CLIENT_CALL, _CALL_SITE = ClientCall, call_site
+    return ClientCall, call_site
 
 
 class _Frame:
@@ -118,15 +112,6 @@ class Recorder:
         """The directory the running session's call sites are relative to."""
         return self._frames[-1].base
 
-    def owner(self) -> tuple[str | None, bool]:
-        """``(test, background)`` for a call starting on this thread now."""
-        frame = self._frames[-1]
-        if frame.test is None:
-            return None, False
-        if threading.current_thread() in frame.older and not is_serving():
-            return None, True
-        return frame.test, False
-
     def new_call(
         self,
         info: ChannelInfo,
@@ -147,7 +132,7 @@ class Recorder:
         each further function or object touched costs several times what it costs warm."""
         frame = self._frames[-1]
         if site is None:
-            site = (_CALL_SITE or _load_sites())(depth + 1, frame.base)
+            site = (_CALL_SITE or _load()[1])(depth + 1, frame.base)
         source: TimeoutSource | None = None if timeout is None else set_by
         if info.config:
             configured = info.config_timeout(method)
@@ -159,7 +144,7 @@ class Recorder:
             test, background = None, True
         target = info.target
         call_id = f"{_PID[0]}-{next(_ids)}" if serves(target) or _proxied(target) else None
-        call = (_CLIENT_CALL or _client_call())(
+        call = (_CLIENT_CALL or _load()[0])(
             method,
             target,
             timeout,

@@ -260,24 +260,14 @@ def _aio_direct(
     metadata: Any,
 ) -> Any:
     """An aio call with no interceptor, recorded from the multicallable alone: the timeout is
-    the caller's. The header goes into a ``Metadata`` of grpc's own when the caller gave none or
-    gave one (grpc takes it as it is; a copy: the caller's may be reused), else after the
-    caller's pairs (grpc converts them, and reports a bad one as it would)."""
+    the caller's. grpc takes a ``Metadata`` as it is and converts pairs itself (reporting a bad
+    one as it would), so the header goes on as :func:`_with_header` puts it."""
     timeout = kwargs.get("timeout")
     if type(timeout) is not float:
         timeout = hooks.seconds(timeout)
     record = RECORDER.new_call(entry[1], entry[2], timeout, True, started, depth=2)
     if record.call_id is not None:
-        header = (CALL_ID_HEADER, record.call_id)
-        if metadata is None:
-            metadata = _Metadata(header)
-        elif isinstance(metadata, _Metadata):
-            metadata = _Metadata(*metadata, header)
-        elif isinstance(metadata, list):  # as given: some grpc releases convert tuples only
-            metadata = [*metadata, header]
-        else:
-            metadata = (*metadata, header)
-        kwargs = {**kwargs, "metadata": metadata}
+        kwargs = {**kwargs, "metadata": _with_header(metadata, record.call_id)}
     try:
         call = wrapped(*args, **kwargs)
     except BaseException as error:  # grpc refused the call (a bad timeout): it never started
@@ -286,6 +276,20 @@ def _aio_direct(
     # before the loop can run the call, so its end is always seen
     call.add_done_callback(functools.partial(hooks.aio_done, record))
     return call
+
+
+def _with_header(metadata: Any, call_id: str) -> Any:
+    """An aio call's ``metadata`` with the pairing header after it: a new ``Metadata`` for none
+    or for a ``Metadata`` (the caller's may be reused across calls), else the same kind of
+    sequence of pairs (some grpc releases convert tuples only and pass lists on)."""
+    header = (CALL_ID_HEADER, call_id)
+    if metadata is None:
+        return _Metadata(header)
+    if isinstance(metadata, _Metadata):
+        return _Metadata(*metadata, header)
+    if isinstance(metadata, list):
+        return [*metadata, header]
+    return (*metadata, header)
 
 
 _DEADLINE_AT, _AIO_METADATA_AT, _METHOD_AT = 1, 2, 6  # grpc.aio._call.*Call.__init__'s arguments
@@ -302,14 +306,8 @@ def _aio_call(patch: _Patch) -> Callable[..., Any]:
         started = pending.started
         record = RECORDER.new_call(pending.info, name, timeout, True, started, 0, pending.site, source)
         if record.call_id is not None:
-            metadata = args[_AIO_METADATA_AT]
-            header = (CALL_ID_HEADER, record.call_id)
             try:
-                if hasattr(metadata, "add"):
-                    # a copy: the Metadata may be the caller's own object, reused across calls
-                    metadata = type(metadata)(*metadata, header) if metadata else type(metadata)(header)
-                else:
-                    metadata = (*(metadata or ()), header)
+                metadata = _with_header(args[_AIO_METADATA_AT], record.call_id)
                 args = (*args[:_AIO_METADATA_AT], metadata, *args[_AIO_METADATA_AT + 1 :])
             except Exception:  # not pairs: grpc gets them as they are, and says so itself
                 pass
